@@ -1,0 +1,80 @@
+"""Account reads: user lists and details (cached), activity trails."""
+
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Q, QuerySet
+
+from accounts.models import User, UserActivity
+from config.errors import NotFound
+
+USER_CACHE_TTL_S = 300
+
+# Allowed ?ordering= values → the full, unique keyset ordering used for cursors.
+USER_ORDERINGS: dict[str, tuple[str, ...]] = {
+    "-date_joined": ("-date_joined", "-id"),
+    "date_joined": ("date_joined", "id"),
+    "username": ("username", "id"),
+    "-username": ("-username", "-id"),
+    "email": ("email", "id"),
+    "-email": ("-email", "-id"),
+    "id": ("id",),
+    "-id": ("-id",),
+}
+DEFAULT_USER_ORDERING = "-date_joined"
+ACTIVITY_ORDERING = ("-created_at", "-id")
+
+
+def user_cache_key(user_id: int) -> str:
+    return f"user:v1:{user_id}"
+
+
+def user_to_dict(user: User) -> dict[str, Any]:
+    return {
+        "id": user.pk,
+        "email": user.email,
+        "username": user.username,
+        "plan": user.plan,
+        "is_active": user.is_active,
+        "is_staff": user.is_staff,
+        "date_joined": user.date_joined,
+    }
+
+
+def user_list(*, is_active: bool | None = None, plan: str | None = None, search: str | None = None) -> QuerySet[User]:
+    """Users filtered as the staff list offers (each filter is index-backed)."""
+    qs = User.objects.all()
+    if is_active is not None:
+        qs = qs.filter(is_active=is_active)
+    if plan:
+        qs = qs.filter(plan=plan)
+    if search:
+        qs = qs.filter(Q(username__icontains=search) | Q(email__icontains=search))
+    return qs
+
+
+def user_get_for_user(*, actor: User, user_id: int) -> User:
+    """The user `user_id` if `actor` is staff or that user; anything else is 404."""
+    if not (actor.is_staff or actor.pk == user_id):
+        raise NotFound("User not found.")
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        raise NotFound("User not found.")
+    return user
+
+
+def user_detail_cached(*, user_id: int) -> dict[str, Any] | None:
+    """The user's public shape, from the cache when warm (user_update invalidates it)."""
+    key = user_cache_key(user_id)
+    data: dict[str, Any] | None = cache.get(key)
+    if data is None:
+        user = User.objects.filter(pk=user_id).first()
+        if user is None:
+            return None
+        data = user_to_dict(user)
+        cache.set(key, data, USER_CACHE_TTL_S)
+    return data
+
+
+def activity_list(*, user_id: int) -> QuerySet[UserActivity]:
+    return UserActivity.objects.filter(user_id=user_id)

@@ -1,0 +1,1 @@
+"""Analytics has no models yet."""

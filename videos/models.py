@@ -1,0 +1,1 @@
+"""Video models: filled in by the videos issue."""
