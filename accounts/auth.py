@@ -11,15 +11,27 @@ from rest_framework_simplejwt.tokens import AccessToken
 _UNSET = object()
 
 
-def user_from_access_token(raw: str) -> TokenUser | None:
+class AuthUser(TokenUser):
+    """The token's user without a query; `id` is the integer primary key (SimpleJWT keeps it as a string)."""
+
+    @property
+    def id(self) -> int:  # type: ignore[override]
+        return int(self.token["user_id"])
+
+    @property
+    def pk(self) -> int:  # type: ignore[override]
+        return self.id
+
+
+def user_from_access_token(raw: str) -> AuthUser | None:
     """The token's user (id, is_staff claims) if `raw` is a valid, unexpired access token."""
     try:
-        return TokenUser(AccessToken(raw))
-    except TokenError:
+        return AuthUser(AccessToken(raw))
+    except (TokenError, KeyError, ValueError):
         return None
 
 
-def bearer_user(request: HttpRequest) -> TokenUser | None:
+def bearer_user(request: HttpRequest) -> AuthUser | None:
     """The request's bearer user, decoded once per request."""
     cached: Any = getattr(request, "_bearer_user", _UNSET)
     if cached is not _UNSET:
@@ -33,10 +45,10 @@ def bearer_user(request: HttpRequest) -> TokenUser | None:
 class JWTAuth(HttpBearer):
     """Ninja auth: stateless on the event loop (no thread hop, no query)."""
 
-    async def __call__(self, request: HttpRequest) -> TokenUser | None:  # type: ignore[override]
+    async def __call__(self, request: HttpRequest) -> AuthUser | None:  # type: ignore[override]
         return bearer_user(request)
 
-    def authenticate(self, request: HttpRequest, token: str) -> TokenUser | None:
+    def authenticate(self, request: HttpRequest, token: str) -> AuthUser | None:
         return user_from_access_token(token)
 
 

@@ -121,10 +121,13 @@ def token_refresh(*, raw: str) -> dict[str, str]:
         first_use = _blacklist(token)
         family = TokenFamily.objects.filter(pk=family_id).first() if family_id else None
         user = User.objects.filter(pk=token.get("user_id"), is_active=True).first()
-        if not first_use and family is not None and family.revoked_at is None:
-            family.revoked_at = timezone.now()
-            family.save(update_fields=["revoked_at"])
-            activity_record(user_id=family.user_id, action=UserActivity.Action.REFRESH_REUSE)
+        if not first_use and family is not None:
+            revoked = TokenFamily.objects.filter(pk=family.pk, revoked_at__isnull=True).update(
+                revoked_at=timezone.now()
+            )
+            if revoked:  # Only the request that revoked the family logs the reuse.
+                activity_record(user_id=family.user_id, action=UserActivity.Action.REFRESH_REUSE)
+            family.refresh_from_db()
         valid = first_use and user is not None and family is not None and family.revoked_at is None
         tokens = tokens_issue(user, token) if valid and user is not None else None
     if tokens is None:
@@ -154,6 +157,9 @@ def user_update(*, actor: User, user: User, data: dict[str, Any]) -> User:
         raise Forbidden("Only superusers may change is_staff.")
     if "email" in data:
         data["email"] = data["email"].strip().lower()
+    for field in ("email", "username"):
+        if field in data and User.objects.filter(**{field: data[field]}).exclude(pk=user.pk).exists():
+            raise Conflict(f"A user with this {field} already exists.", details={"field": field})
     for field, value in data.items():
         setattr(user, field, value)
     try:
@@ -165,31 +171,35 @@ def user_update(*, actor: User, user: User, data: dict[str, Any]) -> User:
     return user
 
 
+def users_bulk_check_unique(*, rows: list[dict[str, Any]]) -> None:
+    """Raise for the first row whose email or username is taken, in the database or earlier in the batch."""
+    emails = [str(r.get("email", "")).strip().lower() for r in rows]
+    usernames = [str(r.get("username", "")).strip() for r in rows]
+    taken = {
+        "email": set(User.objects.filter(email__in=emails).values_list("email", flat=True)),
+        "username": set(User.objects.filter(username__in=usernames).values_list("username", flat=True)),
+    }
+    for index, values in enumerate(zip(emails, usernames, strict=True)):
+        for field, value in zip(("email", "username"), values, strict=True):
+            if value and value in taken[field]:
+                raise ValidationFailed(
+                    f"Row {index}: this {field} is already in use.", details={"row": index, "field": field}
+                )
+            taken[field].add(value)
+
+
 def users_bulk_create(*, rows: list[dict[str, Any]]) -> list[int]:
     """Create up to BULK_MAX_USERS users in one statement, all or nothing; the first bad row is named."""
     if not rows:
         raise ValidationFailed("Send at least one user.", details={"field": "users"})
     if len(rows) > BULK_MAX_USERS:
         raise ValidationFailed(f"At most {BULK_MAX_USERS} users per request.", details={"count": len(rows)})
-    emails = [r["email"].strip().lower() for r in rows]
-    usernames = [r["username"].strip() for r in rows]
-    taken_emails = set(User.objects.filter(email__in=emails).values_list("email", flat=True))
-    taken_names = set(User.objects.filter(username__in=usernames).values_list("username", flat=True))
-    seen_emails: set[str] = set()
-    seen_names: set[str] = set()
+    users_bulk_check_unique(rows=rows)
     users = []
-    for index, (row, email, username) in enumerate(zip(rows, emails, usernames, strict=True)):
-        for field, value, taken, seen in (
-            ("email", email, taken_emails, seen_emails),
-            ("username", username, taken_names, seen_names),
-        ):
-            if value in taken or value in seen:
-                raise ValidationFailed(
-                    f"Row {index}: this {field} is already in use.",
-                    details={"row": index, "field": field},
-                )
-            seen.add(value)
-        user = User(email=email, username=username, plan=row.get("plan") or User.Plan.FREE)
+    for index, row in enumerate(rows):
+        user = User(
+            email=row["email"].strip().lower(), username=row["username"].strip(), plan=row.get("plan") or User.Plan.FREE
+        )
         password = row.get("password")
         if password:
             _check_password(password, user, row=index)

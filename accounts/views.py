@@ -90,9 +90,12 @@ class UserBulkView(APIView):
             )
         serializer = BulkUserIn(data=request.data, many=True)
         if not serializer.is_valid():
-            errors = serializer.errors
-            details = _first_row_error(errors) if isinstance(errors, list) else {"fields": errors}
-            raise ValidationFailed(f"Row {details.get('row')} is not valid.", details=details)
+            errors = serializer.errors  # DRF 3.18: {row index: errors}
+            rows = [errors.get(i, {}) for i in range(len(request.data))] if isinstance(errors, dict) else errors
+            details = _first_row_error(rows)
+            # A duplicate in an earlier, well-formed row is the first bad row.
+            services.users_bulk_check_unique(rows=[r for r in request.data[: details["row"]] if isinstance(r, dict)])
+            raise ValidationFailed(f"Row {details['row']} is not valid.", details=details)
         ids = services.users_bulk_create(rows=list(serializer.validated_data))
         return Response({"created": len(ids), "ids": ids}, status=status.HTTP_201_CREATED)
 

@@ -108,8 +108,10 @@ def plan_page(
         model = queryset.model
         try:
             values = [model._meta.get_field(f.lstrip("-")).to_python(v) for f, v in zip(ordering, values, strict=True)]
-        except DjangoValidationError as exc:
+        except (DjangoValidationError, TypeError, ValueError) as exc:
             raise ValidationFailed("Invalid cursor.", details={"field": "cursor"}) from exc
+        if any(v is None or (isinstance(v, str) and "\x00" in v) for v in values):
+            raise ValidationFailed("Invalid cursor.", details={"field": "cursor"})
         queryset = queryset.filter(_after(ordering, values, backwards))
     order = _reverse(ordering) if backwards else list(ordering)
     return PagePlan(
