@@ -50,4 +50,3 @@ def on_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
         logger.exception("unhandled error", extra={"path": request.path})
         response = error_response(500, message="An internal error occurred.")
     return response
-

@@ -25,4 +25,3 @@ def start_embedded_worker(threads: int = 2) -> dramatiq.Worker | None:
             _worker.start()
             logger.info("embedded dramatiq worker started", extra={"threads": threads})
     return _worker
-
