@@ -22,6 +22,7 @@ run: venv
 	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 test: venv
+	mkdir -p var
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv

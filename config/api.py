@@ -50,3 +50,6 @@ def on_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
         logger.exception("unhandled error", extra={"path": request.path})
         response = error_response(500, message="An internal error occurred.")
     return response
+
+
+api.add_router("", "videos.api.router")

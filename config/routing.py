@@ -1,5 +1,5 @@
 """WebSocket routes of every app."""
 
-from typing import Any
+from videos.routing import websocket_urlpatterns as video_routes
 
-websocket_urlpatterns: list[Any] = []
+websocket_urlpatterns = [*video_routes]

@@ -95,6 +95,8 @@ else:
                 "init_command": ("PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=5000;"),
                 "transaction_mode": "IMMEDIATE",
             },
+            # On disk (not shared-cache memory) so worker threads in tests get WAL, not table locks.
+            "TEST": {"NAME": str(BASE_DIR / "var" / "test.sqlite3")},
         }
     }
 

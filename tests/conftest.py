@@ -14,6 +14,8 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit("CI must run against PostgreSQL and Redis (DATABASE_URL, REDIS_URL).", returncode=1)
     # Fast hashing in tests only; production keeps Django's PBKDF2 default.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Tests start their own worker (tests/videos/conftest.py); importing config.asgi must not start another.
+    settings.EMBEDDED_WORKER = False
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,570 @@
+"""Benchmark uploads: MiB/s and server peak-RSS growth for an N MiB multipart upload vs raw loopback copies.
+
+Four scenarios, each against a fresh server subprocess on 127.0.0.1 and the same bytes from the same file:
+
+* ``raw-tcp``    a tiny asyncio TCP server (a subprocess of this script) that reads and discards the bytes;
+* ``asgi-drain`` a minimal ASGI app under the chosen server (same flags) that drains ``receive()``, fed the
+  same multipart body; ``asgi-octets`` the same app fed the bare bytes as application/octet-stream;
+* ``framewise``  ``POST /api/v1/projects/{id}/videos`` on ``config.asgi:application`` in production mode
+  (PostgreSQL + Redis), checked for 202, the stored size and the SHA-256.
+
+The client streams the body (multipart: preamble, 1 MiB chunks read from disk, closing boundary) with an
+explicit Content-Length, so it never holds the file. The server's RSS is sampled every ~10 ms from
+/proc/<pid>/status, and its exact peak comes from VmHWM, reset before each upload via /proc/<pid>/clear_refs.
+Growth = peak during the upload - RSS just before it. Results are merged per server into
+bench/results/upload.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+BIN = ROOT / ".venv" / "bin"
+WORK_DIR = Path(tempfile.gettempdir()) / "framewise-bench"
+MEDIA_ROOT = WORK_DIR / "media"
+RESULTS = BENCH_DIR / "results" / "upload.json"
+
+MIB = 1024 * 1024
+CHUNK = MIB
+GOAL_GROWTH_MB = 30
+MP4_HEAD = b"\x00\x00\x00\x18ftypmp42".ljust(24, b"\x00")  # enough for the upload sniffer; not a playable file
+BOUNDARY = "framewise-bench-7c1f0e5a"
+DATABASE_URL = "postgres://root@127.0.0.1:5432/fw_bench"
+REDIS_URL = "redis://127.0.0.1:6379/5"
+PASSWORD = "Bench-Upload-Horse-42"  # noqa: S105 - throwaway account in the benchmark database
+
+
+# --- Test data ------------------------------------------------------------------
+def ensure_file(mb: int) -> Path:
+    """An `mb` MiB file starting with an MP4 ftyp box, then seeded random bytes (cached in the work dir)."""
+    path = WORK_DIR / f"upload_{mb}mb.mp4"
+    size = mb * MIB
+    if path.exists() and path.stat().st_size == size:
+        with path.open("rb") as f:
+            if f.read(len(MP4_HEAD)) == MP4_HEAD:
+                return path
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(mb)
+    partial = path.with_suffix(".partial")
+    with partial.open("wb") as f:
+        f.write(MP4_HEAD)
+        left = size - len(MP4_HEAD)
+        while left > 0:
+            n = min(CHUNK, left)
+            f.write(rng.randbytes(n))
+            left -= n
+    partial.rename(path)
+    return path
+
+
+def sha256_of(path: Path, limit: int | None = None) -> str:
+    digest = hashlib.sha256()
+    for chunk in file_chunks(path, limit):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_chunks(path: Path, limit: int | None = None) -> Iterator[bytes]:
+    """The file (or its first `limit` bytes) in 1 MiB chunks read from disk."""
+    left = path.stat().st_size if limit is None else limit
+    with path.open("rb") as f:
+        while left > 0:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            yield chunk
+
+
+def multipart(path: Path, limit: int | None = None) -> tuple[Iterator[bytes], int]:
+    """A streamed multipart/form-data body with one `file` part, and its exact length."""
+    size = path.stat().st_size if limit is None else limit
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="bench.mp4"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{BOUNDARY}--\r\n".encode()
+
+    def body() -> Iterator[bytes]:
+        yield head
+        yield from file_chunks(path, size)
+        yield tail
+
+    return body(), len(head) + size + len(tail)
+
+
+# --- RSS sampling -----------------------------------------------------------------
+def proc_status(pid: int) -> dict[str, int]:
+    """The Vm*/Rss* lines of /proc/<pid>/status, in kB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("Vm", "Rss")):
+                key, value = line.split(":", 1)
+                out[key] = int(value.split()[0])
+    return out
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (uvicorn --workers 1 and daphne are one process, but be sure)."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").iterdir():
+            with contextlib.suppress(OSError):
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+    return pids
+
+
+class RssSampler:
+    """Sum of VmRSS over a process tree every `interval` s in a thread; exact peak from VmHWM."""
+
+    def __init__(self, pid: int, interval: float = 0.01) -> None:
+        self.pids = process_tree(pid)
+        self.interval = interval
+        self.samples: list[tuple[float, int, int, int]] = []  # (t, rss, anon, file) in kB
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def read(self) -> tuple[int, int, int]:
+        rss = anon = file = 0
+        for pid in self.pids:
+            status = proc_status(pid)
+            rss += status["VmRSS"]
+            anon += status.get("RssAnon", 0)
+            file += status.get("RssFile", 0) + status.get("RssShmem", 0)
+        return rss, anon, file
+
+    def __enter__(self) -> RssSampler:
+        for pid in self.pids:  # "5" resets the peak RSS (VmHWM) to the current RSS
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        self.baseline, self.baseline_anon, _ = self.read()
+        self.t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter() - self.t0, *self.read()))
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.perf_counter() - self.t0, *self.read()))
+        self.hwm = sum(proc_status(pid)["VmHWM"] for pid in self.pids)
+
+    def summary(self) -> dict[str, Any]:
+        peak = max(self.samples, key=lambda s: s[1])
+        step = max(1, len(self.samples) // 40)
+        return {
+            "baseline_mb": mb(self.baseline),
+            "peak_growth_mb": mb(max(self.hwm, peak[1]) - self.baseline),  # VmHWM: exact, between samples too
+            "sampled_peak_growth_mb": mb(peak[1] - self.baseline),
+            "sampled_peak_anon_growth_mb": mb(peak[2] - self.baseline_anon),
+            "sampled_peak_at_s": round(peak[0], 3),
+            "after_mb": mb(self.samples[-1][1]),
+            "samples": len(self.samples),
+            "timeline_mb": [[round(t, 2), mb(rss - self.baseline)] for t, rss, _, _ in self.samples[::step]],
+        }
+
+
+def mb(kb: int) -> float:
+    return round(kb / 1024, 1)
+
+
+# --- Servers ----------------------------------------------------------------------
+async def drain_app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    """Minimal ASGI app: read and discard the request body, answer with the byte count."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    received, more = 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        received += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = json.dumps({"received": received}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _raw_server(port: int) -> None:
+    """Plain TCP sink: 8-byte big-endian length, then that many bytes read and dropped; answers b'<n>\\n'."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        (left,) = struct.unpack("!Q", await reader.readexactly(8))
+        received = 0
+        while received < left:
+            chunk = await reader.read(min(CHUNK, left - received))
+            if not chunk:
+                break
+            received += len(chunk)
+        writer.write(b"%d\n" % received)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=DATABASE_URL,
+        REDIS_URL=REDIS_URL,
+        BROKER_URL=REDIS_URL,
+        EMBEDDED_WORKER="0",  # production layout: processing runs in separate workers, not in the web process
+        RATE_LIMIT_ENABLED="0",
+        VIDEO_MAX_BYTES=str(1 << 40),
+        MEDIA_ROOT=str(MEDIA_ROOT),
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DEBUG="0",
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(BENCH_DIR),  # for bench_upload:drain_app
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class Server:
+    """A server subprocess on 127.0.0.1:<port>; its log goes to the work dir."""
+
+    def __init__(self, kind: str, app: str, port: int) -> None:
+        self.kind, self.app, self.port = kind, app, port
+        if kind == "raw-tcp":
+            cmd = [sys.executable, __file__, "--raw-server", "--port", str(port)]
+        elif kind == "uvicorn":
+            host = ["--host", "127.0.0.1", "--port", str(port)]
+            cmd = [str(BIN / "uvicorn"), app, *host, "--workers", "1", "--no-access-log"]
+        elif kind == "daphne":
+            cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
+        else:
+            raise ValueError(kind)
+        self.log_path = WORK_DIR / f"server-{kind}-{app.replace(':', '_')}.log"
+        self.log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env(), stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, path: str | None, timeout: float = 60.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited ({self.proc.returncode}):\n{self.tail()}")
+            try:
+                if path is None:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                    return
+                if httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=2).status_code == 200:
+                    return
+            except (OSError, httpx.HTTPError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} not ready after {timeout} s:\n{self.tail()}")
+
+    def tail(self) -> str:
+        self.log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+# --- Framewise setup ----------------------------------------------------------------
+def prepare_database() -> None:
+    """Create fw_bench if missing and migrate it."""
+    psql = ["psql", "-h", "127.0.0.1", "-U", "root", "-d", "postgres", "-tAc"]
+    exists = subprocess.run(
+        [*psql, "select 1 from pg_database where datname = 'fw_bench'"], capture_output=True, text=True, check=True
+    )
+    if exists.stdout.strip() != "1":
+        subprocess.run([*psql, "create database fw_bench"], capture_output=True, check=True)
+    migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=server_env(), capture_output=True
+    )
+    if migrate.returncode != 0:
+        raise RuntimeError(f"migrate failed:\n{migrate.stdout.decode()[-2000:]}\n{migrate.stderr.decode()[-2000:]}")
+
+
+def create_account_and_project(client: Any) -> int:
+    """Register a fresh user, get a token (set on the client), create a project; its id."""
+    name = f"bench{int(time.time() * 1000)}"
+    email = f"{name}@example.com"
+    r = client.post("/api/v1/auth/register", json={"email": email, "username": name, "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    r = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    client.headers["Authorization"] = f"Bearer {r.json()['access']}"
+    r = client.post("/api/v1/projects", json={"name": "upload bench"})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def media_files() -> dict[Path, int]:
+    return {p: p.stat().st_size for p in MEDIA_ROOT.rglob("*") if p.is_file()}
+
+
+def purge_bench_queue() -> None:
+    """Drop the processing messages the uploads enqueued (no worker runs against the bench Redis db)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter("fw-dramatiq*"))
+    if keys:
+        client.delete(*keys)
+
+
+# --- Scenarios ----------------------------------------------------------------------
+def send_raw(port: int, path: Path, limit: int | None = None) -> int:
+    size = path.stat().st_size if limit is None else limit
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(struct.pack("!Q", size))
+        for chunk in file_chunks(path, size):
+            sock.sendall(chunk)
+        reply = b""
+        while not reply.endswith(b"\n"):
+            part = sock.recv(64)
+            if not part:
+                break
+            reply += part
+    received = int(reply)
+    assert received == size, f"raw server received {received} of {size} bytes"
+    return received
+
+
+def post_multipart(client: Any, url: str, path: Path, limit: int | None = None) -> Any:
+    body, length = multipart(path, limit)
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", "Content-Length": str(length)}
+    return client.post(url, content=body, headers=headers)
+
+
+def measure(server: Server, upload: Callable[[], Any]) -> tuple[float, dict[str, Any], Any]:
+    """Time one upload while sampling the server's RSS."""
+    time.sleep(0.2)  # let the server settle after the previous request / cleanup
+    with RssSampler(server.proc.pid) as sampler:
+        started = time.perf_counter()
+        result = upload()
+        seconds = time.perf_counter() - started
+    return seconds, sampler.summary(), result
+
+
+def run_scenario(name: str, server: Server, upload: Callable[[], Any], check: Callable[[Any], None], args) -> dict:
+    size = args.mb * MIB
+    runs = []
+    for i in range(args.repeats):
+        seconds, rss, result = measure(server, upload)
+        check(result)
+        runs.append({"seconds": round(seconds, 4), "mib_per_s": round(size / MIB / seconds, 1), **rss})
+        print(
+            f"  {name:<11} #{i + 1}: {size / MIB / seconds:8.1f} MiB/s  {seconds:6.3f} s  "
+            f"peak RSS +{rss['peak_growth_mb']:.1f} MB (sampled +{rss['sampled_peak_growth_mb']:.1f}, "
+            f"baseline {rss['baseline_mb']:.1f} MB)",
+            flush=True,
+        )
+    return {
+        "scenario": name,
+        "server": server.kind,
+        "app": server.app,
+        "mib_per_s_median": statistics.median(r["mib_per_s"] for r in runs),
+        "peak_rss_growth_mb_max": max(r["peak_growth_mb"] for r in runs),
+        "peak_rss_growth_mb_median": statistics.median(r["peak_growth_mb"] for r in runs),
+        "baseline_first_mb": runs[0]["baseline_mb"],
+        "after_last_mb": runs[-1]["after_mb"],
+        "runs": runs,
+    }
+
+
+def bench_raw_tcp(path: Path, args) -> dict:
+    server = Server("raw-tcp", "asyncio", args.port)
+    try:
+        server.wait_ready(None)
+        if args.warmup_mb:
+            send_raw(args.port, path, args.warmup_mb * MIB)
+        return run_scenario("raw-tcp", server, lambda: send_raw(args.port, path), lambda _: None, args)
+    finally:
+        server.stop()
+
+
+def post_octets(client: Any, url: str, path: Path, limit: int | None = None) -> Any:
+    size = path.stat().st_size if limit is None else limit
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+    return client.post(url, content=file_chunks(path, size), headers=headers)
+
+
+def bench_asgi_drain(path: Path, args) -> list[dict]:
+    """The drain app fed the same multipart body, then the bare bytes as application/octet-stream.
+
+    The second isolates what the server does with any body from what it does with form bodies (Twisted,
+    under daphne, parses multipart/form-data itself before the ASGI app sees a byte).
+    """
+    import httpx
+
+    size = args.mb * MIB
+    server = Server(args.server, "bench_upload:drain_app", args.port)
+    try:
+        server.wait_ready("/")
+        with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=120) as client:
+            if args.warmup_mb:
+                post_multipart(client, "/", path, args.warmup_mb * MIB)
+                post_octets(client, "/", path, args.warmup_mb * MIB)
+
+            def check(r: Any) -> None:
+                assert r.status_code == 200, r.text
+                assert r.json()["received"] >= size, r.text
+
+            return [
+                run_scenario("asgi-drain", server, lambda: post_multipart(client, "/", path), check, args),
+                run_scenario("asgi-octets", server, lambda: post_octets(client, "/", path), check, args),
+            ]
+    finally:
+        server.stop()
+
+
+def bench_framewise(path: Path, args) -> dict:
+    import httpx
+
+    size = args.mb * MIB
+    digest = sha256_of(path)
+    server = Server(args.server, "config.asgi:application", args.port)
+    try:
+        server.wait_ready("/health/live")
+        with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=120) as client:
+            project_id = create_account_and_project(client)
+            url = f"/api/v1/projects/{project_id}/videos"
+            state: dict[str, Any] = {}
+
+            def delete_video(video_id: int) -> None:
+                r = client.delete(f"/api/v1/videos/{video_id}")
+                assert r.status_code == 204, r.text
+
+            if args.warmup_mb:
+                r = post_multipart(client, url, path, args.warmup_mb * MIB)
+                assert r.status_code == 202, r.text
+                delete_video(r.json()["id"])
+
+            def upload() -> Any:
+                state["before"] = media_files()
+                return post_multipart(client, url, path)
+
+            def check(r: Any) -> None:
+                assert r.status_code == 202, f"{r.status_code} {r.text}"
+                video = r.json()
+                assert video["size_bytes"] == size, video
+                assert video["sha256"] == digest, video
+                new = {p: n for p, n in media_files().items() if p not in state["before"]}
+                assert list(new.values()) == [size], f"stored files {new}, expected one of {size} bytes"
+                delete_video(video["id"])  # outside the timed/sampled window
+
+            return run_scenario("framewise", server, upload, check, args)
+    finally:
+        server.stop()
+
+
+# --- Main ---------------------------------------------------------------------------
+def server_version(kind: str) -> str:
+    from importlib.metadata import version
+
+    return version(kind)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=100, help="upload size in MiB")
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--warmup-mb", type=int, default=4, help="untimed upload per server first (0: none)")
+    parser.add_argument("--raw-server", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.raw_server:
+        asyncio.run(_raw_server(args.port))
+        return
+
+    started = time.perf_counter()
+    path = ensure_file(args.mb)
+    print(f"{args.mb} MiB upload from {path}, server {args.server}, {args.repeats} repeats", flush=True)
+    prepare_database()
+    MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
+    try:
+        scenarios = [bench_raw_tcp(path, args), *bench_asgi_drain(path, args), bench_framewise(path, args)]
+    finally:
+        shutil.rmtree(MEDIA_ROOT, ignore_errors=True)
+        purge_bench_queue()
+
+    framewise = scenarios[-1]
+    run = {
+        "server": args.server,
+        "server_version": server_version(args.server),
+        "upload_mib": args.mb,
+        "repeats": args.repeats,
+        "warmup_mib": args.warmup_mb,
+        "goal_peak_rss_growth_mb": GOAL_GROWTH_MB,
+        "meets_goal": framewise["peak_rss_growth_mb_max"] < GOAL_GROWTH_MB,
+        "scenarios": scenarios,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    out: dict[str, Any] = {}
+    if RESULTS.exists():
+        with contextlib.suppress(ValueError):
+            out = json.loads(RESULTS.read_text())
+    out["benchmark"] = "streamed multipart upload vs raw loopback copies: MiB/s and server peak RSS growth"
+    out["units"] = "MiB = MB = 2**20 bytes; RSS growth = peak VmRSS/VmHWM during the upload - VmRSS just before"
+    out.setdefault("runs", {})[args.server] = run
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+
+    print(f"\n{args.mb} MiB upload, {args.server} {run['server_version']}, median of {args.repeats}")
+    print(f"{'scenario':<12} {'server':<9} {'MiB/s':>8} {'peak RSS growth MB (max/median)':>33}")
+    for s in scenarios:
+        growth = f"{s['peak_rss_growth_mb_max']:.1f} / {s['peak_rss_growth_mb_median']:.1f}"
+        print(f"{s['scenario']:<12} {s['server']:<9} {s['mib_per_s_median']:>8.1f} {growth:>33}")
+    verdict = "meets" if run["meets_goal"] else "MISSES"
+    print(f"framewise {verdict} the goal (peak RSS growth < {GOAL_GROWTH_MB} MB); {run['wall_s']} s -> {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

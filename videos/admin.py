@@ -1,0 +1,112 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from videos import services
+from videos.models import DetectionEvent, GroundTruthBox, ProcessingJob, Project, TestSession, Video
+from videos.storage import sign_media
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "created_at")
+    search_fields = ("name", "owner__username", "owner__email")
+    list_select_related = ("owner",)
+    autocomplete_fields = ("owner",)
+    show_full_result_count = False
+
+
+class ProcessingJobInline(admin.TabularInline):
+    model = ProcessingJob
+    fk_name = "video"
+    extra = 0
+    can_delete = False
+    fields = ("kind", "state", "priority", "attempts", "last_error", "created_at", "heartbeat_at", "finished_at")
+    readonly_fields = fields
+    ordering = ("-created_at",)
+
+
+@admin.action(description="Reprocess selected videos")
+def reprocess(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Video]) -> None:
+    for video in queryset:
+        services.video_reprocess(video=video)
+    modeladmin.message_user(request, f"Queued {queryset.count()} video(s).", messages.SUCCESS)
+
+
+@admin.register(Video)
+class VideoAdmin(admin.ModelAdmin):
+    list_display = ("preview", "original_name", "project", "status", "progress", "ground_truth_generated", "created_at")
+    list_filter = ("status", "ground_truth_generated", "content_type")
+    search_fields = ("original_name", "sha256", "project__name")
+    list_select_related = ("project",)
+    autocomplete_fields = ("project", "uploaded_by")
+    readonly_fields = (
+        "preview",
+        "file",
+        "size_bytes",
+        "content_type",
+        "sha256",
+        "status",
+        "stage",
+        "progress",
+        "error",
+        "duration_s",
+        "fps",
+        "width",
+        "height",
+        "frame_count",
+        "codec",
+        "thumbnail",
+        "ground_truth_generated",
+        "created_at",
+        "updated_at",
+    )
+    inlines = [ProcessingJobInline]
+    actions = [reprocess]
+    show_full_result_count = False
+
+    @admin.display(description="thumbnail")
+    def preview(self, video: Video) -> str:
+        if not video.thumbnail:
+            return "—"
+        url = f"/api/v1/videos/{video.pk}/thumbnail?sig={sign_media(video.pk, 'thumbnail')}"
+        return format_html('<img src="{}" style="height:48px">', url)
+
+
+@admin.register(ProcessingJob)
+class ProcessingJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "state", "video", "priority", "attempts", "created_at", "heartbeat_at")
+    list_filter = ("kind", "state")
+    list_select_related = ("video",)
+    autocomplete_fields = ("video", "test_session")
+    readonly_fields = ("created_at", "started_at", "finished_at", "heartbeat_at", "attempts", "last_error")
+    show_full_result_count = False
+
+
+@admin.register(TestSession)
+class TestSessionAdmin(admin.ModelAdmin):
+    list_display = ("id", "model_name", "video", "status", "precision", "recall", "f1", "created_at")
+    list_filter = ("status", "model_name")
+    search_fields = ("model_name", "video__original_name")
+    list_select_related = ("video",)
+    autocomplete_fields = ("video", "created_by")
+    readonly_fields = ("tp", "fp", "fn", "precision", "recall", "f1", "mean_iou", "completed_at")
+    show_full_result_count = False
+
+
+@admin.register(GroundTruthBox)
+class GroundTruthBoxAdmin(admin.ModelAdmin):
+    list_display = ("id", "video", "frame", "label", "x", "y", "w", "h")
+    list_select_related = ("video",)
+    raw_id_fields = ("video",)
+    show_full_result_count = False
+
+
+@admin.register(DetectionEvent)
+class DetectionEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "test_session", "frame", "label", "confidence", "validation_result", "iou")
+    list_filter = ("validation_result",)
+    list_select_related = ("test_session",)
+    raw_id_fields = ("test_session", "video")
+    show_full_result_count = False

@@ -1,0 +1,24 @@
+"""Resend jobs whose worker died or whose message was lost; once, or every N seconds with --every."""
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from videos.processing import LEASE_S, requeue_stale_jobs
+
+
+class Command(BaseCommand):
+    help = "Requeue processing jobs with a stale heartbeat (worker died) or stuck pending (message lost)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--older-than", type=int, default=LEASE_S, help="seconds without a heartbeat")
+        parser.add_argument("--every", type=int, default=0, help="repeat every N seconds (0: run once)")
+
+    def handle(self, *args: Any, older_than: int, every: int, **options: Any) -> None:
+        while True:
+            count = requeue_stale_jobs(older_than_s=older_than)
+            self.stdout.write(f"requeued {count} job(s)")
+            if every <= 0:
+                return
+            time.sleep(every)

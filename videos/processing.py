@@ -1,0 +1,297 @@
+"""The processing job: claim (lease), probe, thumbnail, ground truth, replace boxes, finish. Idempotent."""
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from videos import scoring, vision
+from videos.models import DetectionEvent, GroundTruthBox, ProcessingJob, TestSession, Video
+from videos.progress import publish_video
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+LEASE_S = 60  # A running job whose heartbeat is older than this is presumed dead.
+PROGRESS_INTERVAL_S = 0.25  # At most ~4 progress writes/messages per second.
+GT_STRIDE = int(os.environ.get("GT_STRIDE", "1"))
+DECODE_CPU_S = 600
+DECODE_MEMORY_BYTES = 2 * 1024**3
+DECODE_WALL_S = 900.0
+
+
+def job_claim(*, job_id: int) -> ProcessingJob | None:
+    """Take the lease on a job: pending, or running with a stale heartbeat. None if someone else holds it,
+    it already finished, or its attempts are used up (then it is marked failed)."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=LEASE_S)
+    with transaction.atomic():
+        claimed = ProcessingJob.objects.filter(
+            Q(state=ProcessingJob.State.PENDING) | Q(state=ProcessingJob.State.RUNNING, heartbeat_at__lt=stale),
+            pk=job_id,
+            attempts__lt=MAX_ATTEMPTS,
+        ).update(state=ProcessingJob.State.RUNNING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now)
+        if not claimed:
+            exhausted = ProcessingJob.objects.filter(
+                pk=job_id, state__in=ProcessingJob.ACTIVE, attempts__gte=MAX_ATTEMPTS
+            ).select_related("video")
+            for job in exhausted:
+                _fail(job, job.last_error or f"Gave up after {MAX_ATTEMPTS} attempts.")
+            return None
+    return ProcessingJob.objects.select_related("video", "video__project").get(pk=job_id)
+
+
+def _fail(job: ProcessingJob, error: str) -> None:
+    now = timezone.now()
+    ProcessingJob.objects.filter(pk=job.pk).update(state=ProcessingJob.State.FAILED, last_error=error, finished_at=now)
+    if job.kind == ProcessingJob.Kind.PROCESS:
+        Video.objects.filter(pk=job.video_id).update(
+            status=Video.Status.FAILED, stage="failed", error=error, updated_at=now
+        )
+        publish_video(job.video_id)
+    else:
+        TestSession.objects.filter(pk=job.test_session_id).update(status=TestSession.Status.FAILED, error=error)
+
+
+def _retry_or_fail(job: ProcessingJob, exc: Exception) -> None:
+    """After a crash: release the lease for the broker's retry, or fail for good once attempts are used up."""
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    if job.attempts >= MAX_ATTEMPTS:
+        _fail(job, f"Failed after {job.attempts} attempts: {error}")
+        return
+    ProcessingJob.objects.filter(pk=job.pk).update(state=ProcessingJob.State.PENDING, last_error=error)
+
+
+class _Progress:
+    """Writes progress and heartbeat at most every PROGRESS_INTERVAL_S, and pushes it to viewers."""
+
+    def __init__(self, job: ProcessingJob) -> None:
+        self.job = job
+        self.last = 0.0
+
+    def set(self, stage: str, progress: int, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < PROGRESS_INTERVAL_S:
+            return
+        self.last = now
+        stamp = timezone.now()
+        Video.objects.filter(pk=self.job.video_id).update(
+            status=Video.Status.PROCESSING, stage=stage, progress=progress, updated_at=stamp
+        )
+        ProcessingJob.objects.filter(pk=self.job.pk).update(heartbeat_at=stamp)
+        publish_video(self.job.video_id)
+
+
+@contextmanager
+def local_copy(name: str) -> Iterator[str]:
+    """A local path for a stored file: the file itself on disk storage, else a temporary copy."""
+    try:
+        yield default_storage.path(name)
+        return
+    except NotImplementedError:
+        pass
+    suffix = os.path.splitext(name)[1]
+    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp, default_storage.open(name, "rb") as src:
+        shutil.copyfileobj(src, tmp, 1024 * 1024)
+        tmp.flush()
+        yield tmp.name
+
+
+def replace_ground_truth(video_id: int, boxes: list[vision.Box]) -> None:
+    """Delete then insert the video's boxes in the caller's transaction (COPY on PostgreSQL)."""
+    GroundTruthBox.objects.filter(video_id=video_id).delete()
+    if connection.vendor == "postgresql":
+        table = GroundTruthBox._meta.db_table
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {table} (video_id, frame, timestamp_ms, label, x, y, w, h) FROM STDIN") as copy,
+        ):
+            for b in boxes:
+                copy.write_row((video_id, b.frame, b.timestamp_ms, b.label, b.x, b.y, b.w, b.h))
+    else:
+        GroundTruthBox.objects.bulk_create(
+            (
+                GroundTruthBox(
+                    video_id=video_id,
+                    frame=b.frame,
+                    timestamp_ms=b.timestamp_ms,
+                    label=b.label,
+                    x=b.x,
+                    y=b.y,
+                    w=b.w,
+                    h=b.h,
+                )
+                for b in boxes
+            ),
+            batch_size=5000,
+        )
+
+
+def process_video_job(*, job_id: int) -> None:
+    """Run one attempt of a `process` job. Unreadable videos fail for good; other errors propagate for retry."""
+    job = job_claim(job_id=job_id)
+    if job is None:
+        return
+    video = job.video
+    progress = _Progress(job)
+    try:
+        progress.set("probing", 1, force=True)
+        with local_copy(video.file.name) as path:
+            limits = {"cpu_seconds": 60, "memory_bytes": DECODE_MEMORY_BYTES, "wall_seconds": 120.0}
+            meta = vision.run_limited(vision.probe, path, **limits)
+            Video.objects.filter(pk=video.pk).update(
+                duration_s=meta.duration_s,
+                fps=meta.fps,
+                width=meta.width,
+                height=meta.height,
+                frame_count=meta.frame_count,
+                codec=meta.codec,
+            )
+            progress.set("thumbnail", 5, force=True)
+            jpeg = vision.run_limited(vision.thumbnail_jpeg, path, **limits)
+            thumb = default_storage.save(f"thumbnails/{uuid.uuid4().hex}.jpg", ContentFile(jpeg))
+            old_thumb = Video.objects.filter(pk=video.pk).values_list("thumbnail", flat=True).first()
+            Video.objects.filter(pk=video.pk).update(thumbnail=thumb)
+            if old_thumb:
+                default_storage.delete(old_thumb)
+            progress.set("ground_truth", 10, force=True)
+            boxes = vision.detect_motion_limited(
+                path,
+                stride=GT_STRIDE,
+                cpu_seconds=DECODE_CPU_S,
+                memory_bytes=DECODE_MEMORY_BYTES,
+                wall_seconds=DECODE_WALL_S,
+                on_progress=lambda done, total: progress.set("ground_truth", 10 + int(85 * done / max(total, 1))),
+            )
+    except vision.VideoProcessingError as exc:
+        _fail(job, str(exc))
+        return
+    except Exception as exc:
+        _retry_or_fail(job, exc)
+        raise
+    progress.set("saving", 96, force=True)
+    now = timezone.now()
+    with transaction.atomic():
+        replace_ground_truth(video.pk, boxes)
+        Video.objects.filter(pk=video.pk).update(
+            status=Video.Status.COMPLETED,
+            stage="done",
+            progress=100,
+            error="",
+            ground_truth_generated=True,
+            updated_at=now,
+        )
+        ProcessingJob.objects.filter(pk=job.pk).update(
+            state=ProcessingJob.State.SUCCEEDED, finished_at=now, heartbeat_at=now, last_error=""
+        )
+    publish_video(video.pk)
+    logger.info("video processed", extra={"video_id": video.pk, "boxes": len(boxes)})
+
+
+def requeue_stale_jobs(*, older_than_s: int = LEASE_S) -> int:
+    """Resend jobs whose worker died (running with an old heartbeat) or whose message was lost (old pending)."""
+    from videos.services import send_job
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    stale = ProcessingJob.objects.filter(
+        Q(state=ProcessingJob.State.RUNNING, heartbeat_at__lt=cutoff)
+        | Q(state=ProcessingJob.State.PENDING, created_at__lt=cutoff)
+    )
+    count = 0
+    for job in stale:
+        send_job(job)
+        count += 1
+    return count
+
+
+def write_back_results(session_id: int, ids: np.ndarray, is_tp: np.ndarray, iou: np.ndarray) -> None:
+    """Store each detection's TP/FP and IoU in bulk: COPY into a temporary table + one UPDATE on PostgreSQL."""
+    results = np.where(is_tp, "TP", "FP")
+    if connection.vendor == "postgresql":
+        table = DetectionEvent._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE score_results (id bigint, result varchar(2), iou double precision) ON COMMIT DROP"
+            )
+            with cursor.cursor.copy("COPY score_results (id, result, iou) FROM STDIN") as copy:
+                for row in zip(ids.tolist(), results.tolist(), iou.tolist(), strict=True):
+                    copy.write_row(row)
+            cursor.execute(
+                f"UPDATE {table} d SET validation_result = r.result, iou = r.iou FROM score_results r "  # noqa: S608
+                f"WHERE d.id = r.id AND d.test_session_id = %s",
+                [session_id],
+            )
+        return
+    objs = [
+        DetectionEvent(pk=i, validation_result=r, iou=v)
+        for i, r, v in zip(ids.tolist(), results.tolist(), iou.tolist(), strict=True)
+    ]
+    DetectionEvent.objects.bulk_update(objs, ["validation_result", "iou"], batch_size=2000)
+
+
+def score_session_job(*, job_id: int) -> None:
+    """Score one attempt of a `score` job: match, write every detection's result back, store the totals."""
+    job = job_claim(job_id=job_id)
+    if job is None:
+        return
+    try:
+        _score(job)
+    except Exception as exc:
+        _retry_or_fail(job, exc)
+        raise
+
+
+def _score(job: ProcessingJob) -> None:
+    session = TestSession.objects.get(pk=job.test_session_id)
+    gt = np.array(
+        GroundTruthBox.objects.filter(video_id=session.video_id).values_list("frame", "label", "x", "y", "w", "h"),
+        dtype=object,
+    ).reshape(-1, 6)
+    det = np.array(
+        DetectionEvent.objects.filter(test_session_id=session.pk).values_list(
+            "id", "frame", "label", "confidence", "x", "y", "w", "h"
+        ),
+        dtype=object,
+    ).reshape(-1, 8)
+    result = scoring.match(
+        det[:, 1].astype(np.int64),
+        det[:, 2].astype(str),
+        det[:, 3].astype(float),
+        det[:, 4:8].astype(float),
+        gt[:, 0].astype(np.int64),
+        gt[:, 1].astype(str),
+        gt[:, 2:6].astype(float),
+        session.iou_threshold,
+    )
+    totals = scoring.metrics(result)
+    now = timezone.now()
+    with transaction.atomic():
+        write_back_results(session.pk, det[:, 0].astype(np.int64), result.is_tp, result.iou)
+        TestSession.objects.filter(pk=session.pk).update(
+            status=TestSession.Status.COMPLETED,
+            tp=totals.tp,
+            fp=totals.fp,
+            fn=totals.fn,
+            precision=totals.precision,
+            recall=totals.recall,
+            f1=totals.f1,
+            mean_iou=totals.mean_iou,
+            completed_at=now,
+            error="",
+        )
+        ProcessingJob.objects.filter(pk=job.pk).update(
+            state=ProcessingJob.State.SUCCEEDED, finished_at=now, heartbeat_at=now, last_error=""
+        )
+    logger.info("session scored", extra={"test_session_id": session.pk, "detections": len(det)})

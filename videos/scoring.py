@@ -1,0 +1,524 @@
+"""Detection scoring: greedy IoU matching (PASCAL VOC / COCO rule), metrics, average precision, timelines."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+# Candidate (detection, ground truth) pairs are built per chunk of about this many pairs, which bounds memory
+# (~100 bytes per pair while IoUs are computed) when a crowded frame pairs thousands of boxes with thousands.
+_PAIR_CHUNK = 1 << 20
+# A greedy round handles the k-th detection of every group at once; once fewer detections than this are left
+# per round, NumPy's per-call overhead costs more than a plain loop over the remaining pairs.
+_SMALL_ROUND = 32
+# Pairing each detection only with the boxes it may overlap costs about four plain pairs per detection; below
+# that many boxes per detection on average (as in the benchmark's ~2), every pair of a group is cheaper.
+_WINDOW_FROM = 8
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    """Outcome of `match`, aligned with its inputs.
+
+    is_tp: per detection (input order), True when matched to a ground-truth box.
+    iou: per detection; for a TP the IoU with its matched box, for an FP the best IoU with any ground-truth box
+        of the same frame and label (0.0 when there is none); it may reach the threshold when that box was
+        taken by a higher-confidence detection.
+    gt_matched: per ground-truth box (input order), True when some detection matched it.
+    """
+
+    is_tp: BoolArray
+    iou: FloatArray
+    gt_matched: BoolArray
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Counts and rates of one scoring; rates are 0.0 when undefined."""
+
+    tp: int
+    fp: int
+    fn: int
+    precision: float
+    recall: float
+    f1: float
+    mean_iou: float
+
+    def as_dict(self) -> dict[str, int | float]:
+        """The metrics as a plain dict, ready for JSON."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Per-frame counts, frames ascending: only frames holding a detection or a ground-truth box."""
+
+    frame: IntArray
+    tp: IntArray
+    fp: IntArray
+    fn: IntArray
+
+    def rows(self) -> Iterator[dict[str, int]]:
+        """Yield `{frame, tp, fp, fn}` dicts of Python ints, in frame order."""
+        for frame, tp, fp, fn in zip(
+            self.frame.tolist(), self.tp.tolist(), self.fp.tolist(), self.fn.tolist(), strict=True
+        ):
+            yield {"frame": frame, "tp": tp, "fp": fp, "fn": fn}
+
+
+@dataclass(frozen=True, slots=True)
+class FrameDiff:
+    """Frames (ascending) where exactly one of two sessions is right, and which one ("a" or "b")."""
+
+    frame: IntArray
+    right: NDArray[np.str_]
+
+    def rows(self) -> Iterator[dict[str, int | str]]:
+        """Yield `{frame, right}` dicts, in frame order."""
+        for frame, right in zip(self.frame.tolist(), self.right.tolist(), strict=True):
+            yield {"frame": frame, "right": right}
+
+
+def iou_xywh(a: ArrayLike, b: ArrayLike) -> FloatArray:
+    """IoU of every box of `a` (N, 4) with every box of `b` (M, 4), as an (N, M) array.
+
+    Boxes are x, y, w, h in pixels; areas are continuous (no +1 pixel); a pair whose union is empty has IoU 0.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    return _iou(*(a.T[:, :, None]), *(b.T[:, None, :]))
+
+
+def match(
+    det_frame: ArrayLike,
+    det_label: ArrayLike,
+    det_conf: ArrayLike,
+    det_box: ArrayLike,
+    gt_frame: ArrayLike,
+    gt_label: ArrayLike,
+    gt_box: ArrayLike,
+    iou_threshold: float,
+) -> MatchResult:
+    """Match detections to ground truth by the PASCAL VOC / COCO greedy rule.
+
+    Per (frame, label), detections in descending confidence (ties: input order) each take the still unmatched
+    ground-truth box of highest IoU >= `iou_threshold` (ties: lowest ground-truth input index). Labels may be
+    of any one hashable type, the same for detections and ground truth; frames are integers; w, h >= 0.
+    """
+    d_frame, d_label, conf, d_box = _detections(det_frame, det_label, det_conf, det_box)
+    g_frame = np.asarray(gt_frame, dtype=np.int64).ravel()
+    g_label = np.asarray(gt_label).ravel()
+    g_box = np.asarray(gt_box, dtype=np.float64).reshape(-1, 4)
+    if not g_frame.size == g_label.size == g_box.shape[0]:
+        raise ValueError("gt_frame, gt_label and gt_box must have one row per ground-truth box")
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError("iou_threshold must be in (0, 1]")
+    n, m = conf.size, g_frame.size
+    det_key, gt_key = _group_keys(d_frame, d_label, g_frame, g_label)
+    cand_det, cand_gt, cand_iou, best_iou = _candidates(det_key, d_box, gt_key, g_box, float(iou_threshold))
+
+    is_tp = np.zeros(n, dtype=bool)
+    tp_iou = np.zeros(n)
+    gt_matched = np.zeros(m, dtype=bool)
+    # Fast path: a detection none of whose candidate boxes is a candidate of another detection takes its best
+    # candidate whatever the order; only the rest needs the sequential greedy pass.
+    shared_pair = np.bincount(cand_gt, minlength=m)[cand_gt] > 1
+    det_shared = np.zeros(n, dtype=bool)
+    det_shared[cand_det[shared_pair]] = True
+    rest = det_shared[cand_det]
+    simple_det, simple_iou = cand_det[~rest], cand_iou[~rest]
+    chosen = _best_per_det(simple_det, cand_gt[~rest], simple_iou)
+    is_tp[simple_det[chosen]] = True
+    tp_iou[simple_det[chosen]] = simple_iou[chosen]
+    gt_matched[cand_gt[~rest][chosen]] = True
+    _greedy(cand_det[rest], cand_gt[rest], cand_iou[rest], det_key, conf, is_tp, tp_iou, gt_matched)
+    return MatchResult(is_tp=is_tp, iou=np.where(is_tp, tp_iou, best_iou), gt_matched=gt_matched)
+
+
+def summarize(is_tp: ArrayLike, iou: ArrayLike, n_gt: int) -> Metrics:
+    """Metrics of scored detections against `n_gt` ground-truth boxes (FN = n_gt - TP)."""
+    is_tp = np.asarray(is_tp, dtype=bool).ravel()
+    iou = np.asarray(iou, dtype=np.float64).ravel()
+    tp = int(np.count_nonzero(is_tp))
+    fp, fn = is_tp.size - tp, int(n_gt) - tp
+    if fn < 0:
+        raise ValueError(f"{tp} true positives exceed n_gt={n_gt}")
+    return Metrics(
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        precision=tp / (tp + fp) if tp + fp else 0.0,
+        recall=tp / (tp + fn) if tp + fn else 0.0,
+        # The harmonic mean of precision and recall, in counts so that it is exact.
+        f1=2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+        mean_iou=float(iou[is_tp].mean()) if tp else 0.0,
+    )
+
+
+def metrics(result: MatchResult) -> Metrics:
+    """Metrics of a `match` result over all its detections and ground-truth boxes."""
+    return summarize(result.is_tp, result.iou, result.gt_matched.size)
+
+
+def average_precision(conf: ArrayLike, is_tp: ArrayLike, n_gt: int) -> float:
+    """All-point interpolated AP (VOC 2010+): area under the monotone precision envelope over recall.
+
+    Detections are ranked by descending confidence, ties in input order. 0.0 when `n_gt` is 0 (recall is
+    undefined) or there are no detections. COCO's AP samples the same envelope at 101 recall points instead.
+    """
+    conf = np.asarray(conf, dtype=np.float64).ravel()
+    if n_gt <= 0 or conf.size == 0:
+        return 0.0
+    tp = np.asarray(is_tp, dtype=bool).ravel()[np.argsort(-conf, kind="stable")]
+    ctp = np.cumsum(tp)
+    precision = ctp / np.arange(1, tp.size + 1)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    # Recall grows by 1/n_gt at each TP; beyond the last recall reached the envelope is 0.
+    return float(envelope[tp].sum() / n_gt)
+
+
+def pr_curve(conf: ArrayLike, is_tp: ArrayLike, n_gt: int, max_points: int = 101) -> list[dict[str, float]]:
+    """Precision and recall when keeping detections at or above each confidence, from high to low confidence.
+
+    Precision is the raw (not interpolated) value; recall is 0.0 when `n_gt` is 0. At most `max_points`
+    points, evenly spaced over the distinct confidences and always including the lowest.
+    """
+    if max_points < 2:
+        raise ValueError("max_points must be at least 2")
+    conf = np.asarray(conf, dtype=np.float64).ravel()
+    if conf.size == 0:
+        return []
+    order = np.argsort(-conf, kind="stable")
+    conf = conf[order]
+    ctp = np.cumsum(np.asarray(is_tp, dtype=bool).ravel()[order])
+    last = np.flatnonzero(np.r_[conf[1:] != conf[:-1], True])
+    if last.size > max_points:
+        last = last[np.unique(np.linspace(0, last.size - 1, max_points).round().astype(np.int64))]
+    precision = ctp[last] / (last + 1)
+    recall = ctp[last] / n_gt if n_gt > 0 else np.zeros(last.size)
+    return [
+        {"confidence": c, "precision": p, "recall": r}
+        for c, p, r in zip(conf[last].tolist(), precision.tolist(), recall.tolist(), strict=True)
+    ]
+
+
+def per_label(
+    det_label: ArrayLike, conf: ArrayLike, is_tp: ArrayLike, iou: ArrayLike, gt_label: ArrayLike
+) -> dict[Hashable, dict[str, int | float]]:
+    """Metrics and AP per label, for every label of a detection or a ground-truth box, labels sorted."""
+    det_label, gt_label = np.asarray(det_label).ravel(), np.asarray(gt_label).ravel()
+    conf = np.asarray(conf, dtype=np.float64).ravel()
+    is_tp = np.asarray(is_tp, dtype=bool).ravel()
+    iou = np.asarray(iou, dtype=np.float64).ravel()
+    codes, labels = _factorize(det_label, gt_label)
+    det_code, n_gt = codes[: det_label.size], np.bincount(codes[det_label.size :], minlength=len(labels))
+    order = np.argsort(det_code, kind="stable")  # stable: confidence ties keep input order within a label
+    bounds = np.searchsorted(det_code[order], np.arange(len(labels) + 1))
+    out: dict[Hashable, dict[str, int | float]] = {}
+    for code in sorted(range(len(labels)), key=labels.__getitem__):
+        rows = order[bounds[code] : bounds[code + 1]]
+        out[labels[code]] = {
+            **summarize(is_tp[rows], iou[rows], int(n_gt[code])).as_dict(),
+            "ap": average_precision(conf[rows], is_tp[rows], int(n_gt[code])),
+        }
+    return out
+
+
+def filter_min_confidence(min_confidence: float, det_conf: ArrayLike, *det_arrays: ArrayLike) -> list[NDArray[Any]]:
+    """`det_conf` and each per-detection array, keeping detections with confidence >= `min_confidence`.
+
+    Greedy matching visits detections in descending confidence, so dropping every detection below a
+    confidence leaves the matches of the others unchanged: stored is_tp / iou filtered this way equal a fresh
+    `match` of the kept detections, with FN = n_gt - TP.
+    """
+    conf = np.asarray(det_conf, dtype=np.float64).ravel()
+    keep = conf >= min_confidence
+    return [conf[keep], *(np.asarray(a)[keep] for a in det_arrays)]
+
+
+def report(
+    det_label: ArrayLike,
+    det_conf: ArrayLike,
+    is_tp: ArrayLike,
+    iou: ArrayLike,
+    gt_label: ArrayLike,
+    *,
+    min_confidence: float = 0.0,
+    max_points: int = 101,
+) -> dict[str, Any]:
+    """Totals, AP, PR curve and per-label figures of stored scores, for detections at or above `min_confidence`.
+
+    Exact without re-matching (see `filter_min_confidence`); `ap` is at the IoU threshold of the stored scores.
+    """
+    conf, label, tp, tp_iou = filter_min_confidence(min_confidence, det_conf, det_label, is_tp, iou)
+    n_gt = np.asarray(gt_label).size
+    return {
+        "min_confidence": float(min_confidence),
+        **summarize(tp, tp_iou, n_gt).as_dict(),
+        "ap": average_precision(conf, tp, n_gt),
+        "pr_curve": pr_curve(conf, tp, n_gt, max_points),
+        "per_label": per_label(label, conf, tp, tp_iou, gt_label),
+    }
+
+
+def timeline(det_frame: ArrayLike, is_tp: ArrayLike, gt_frame: ArrayLike, gt_matched: ArrayLike) -> Timeline:
+    """TP, FP and FN per frame, for frames holding a detection or a ground-truth box, in frame order."""
+    det_frame = np.asarray(det_frame, dtype=np.int64).ravel()
+    is_tp = np.asarray(is_tp, dtype=bool).ravel()
+    gt_matched = np.asarray(gt_matched, dtype=bool).ravel()
+    frames, inverse = np.unique(
+        np.concatenate([det_frame, np.asarray(gt_frame, dtype=np.int64).ravel()]), return_inverse=True
+    )
+    det_at, gt_at = inverse[: det_frame.size], inverse[det_frame.size :]
+    return Timeline(
+        frame=frames,
+        tp=np.bincount(det_at[is_tp], minlength=frames.size),
+        fp=np.bincount(det_at[~is_tp], minlength=frames.size),
+        fn=np.bincount(gt_at[~gt_matched], minlength=frames.size),
+    )
+
+
+def compare(a: Timeline, b: Timeline) -> FrameDiff:
+    """Frames where exactly one of two timelines is right (no FP and no FN), with which one.
+
+    A frame missing from a timeline has nothing to get wrong there, so it counts as right.
+    """
+    frames = np.union1d(a.frame, b.frame)
+    a_right, b_right = _right_at(a, frames), _right_at(b, frames)
+    differ = a_right != b_right
+    return FrameDiff(frame=frames[differ], right=np.where(a_right[differ], "a", "b"))
+
+
+def _right_at(t: Timeline, frames: IntArray) -> BoolArray:
+    right = np.ones(frames.size, dtype=bool)
+    right[np.searchsorted(frames, t.frame)] = (t.fp == 0) & (t.fn == 0)
+    return right
+
+
+def _iou(
+    ax: FloatArray,
+    ay: FloatArray,
+    aw: FloatArray,
+    ah: FloatArray,
+    bx: FloatArray,
+    by: FloatArray,
+    bw: FloatArray,
+    bh: FloatArray,
+) -> FloatArray:
+    iw = np.maximum(np.minimum(ax + aw, bx + bw) - np.maximum(ax, bx), 0.0)
+    ih = np.maximum(np.minimum(ay + ah, by + bh) - np.maximum(ay, by), 0.0)
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def _detections(
+    frame: ArrayLike, label: ArrayLike, conf: ArrayLike, box: ArrayLike
+) -> tuple[IntArray, NDArray[Any], FloatArray, FloatArray]:
+    d_frame = np.asarray(frame, dtype=np.int64).ravel()
+    d_label = np.asarray(label).ravel()
+    d_conf = np.asarray(conf, dtype=np.float64).ravel()
+    d_box = np.asarray(box, dtype=np.float64).reshape(-1, 4)
+    if not d_frame.size == d_label.size == d_conf.size == d_box.shape[0]:
+        raise ValueError("det_frame, det_label, det_conf and det_box must have one row per detection")
+    return d_frame, d_label, d_conf, d_box
+
+
+def _factorize(a: NDArray[Any], b: NDArray[Any]) -> tuple[IntArray, list[Hashable]]:
+    """Integer codes for the labels of `a` then `b`, and the label of each code."""
+    if a.dtype.kind in "biuf" and b.dtype.kind in "biuf":
+        uniques, codes = np.unique(np.concatenate([a, b]), return_inverse=True)
+        return codes.astype(np.int64, copy=False), uniques.tolist()
+    # Strings and objects: a dict is several times faster than np.unique's sort of strings.
+    lookup: dict[Hashable, int] = {}
+    values = itertools.chain(a.tolist(), b.tolist())
+    codes = np.fromiter((lookup.setdefault(v, len(lookup)) for v in values), dtype=np.int64, count=a.size + b.size)
+    return codes, list(lookup)
+
+
+def _group_keys(
+    det_frame: IntArray, det_label: NDArray[Any], gt_frame: IntArray, gt_label: NDArray[Any]
+) -> tuple[IntArray, IntArray]:
+    """One int64 key per (frame, label), for detections and ground truth alike."""
+    label_codes, labels = _factorize(det_label, gt_label)
+    frames = np.concatenate([det_frame, gt_frame])
+    if frames.size == 0:
+        return frames[: det_frame.size], frames[det_frame.size :]
+    low, high = int(frames.min()), int(frames.max())
+    if (high - low + 1) * len(labels) < 2**62:
+        frames = frames - low
+    else:
+        frames = np.unique(frames, return_inverse=True)[1].astype(np.int64)
+    keys = frames * len(labels) + label_codes
+    return keys[: det_frame.size], keys[det_frame.size :]
+
+
+def _candidates(
+    det_key: IntArray, det_box: FloatArray, gt_key: IntArray, gt_box: FloatArray, threshold: float
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+    """Pairs of one group with IoU >= threshold, grouped by ascending detection; and each detection's best IoU.
+
+    Each detection is paired with the ground truth of its group, or in crowded groups only with the boxes
+    that may overlap it (see `_x_windows`): the others have IoU 0, below any threshold.
+    """
+    n = det_key.size
+    best = np.zeros(n)
+    if n == 0 or gt_key.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), best
+    det_cols, gt_cols = np.ascontiguousarray(det_box.T), np.ascontiguousarray(gt_box.T)
+    gt_order = np.argsort(gt_key, kind="stable")
+    lo = np.searchsorted(gt_key[gt_order], det_key, side="left")
+    hi = np.searchsorted(gt_key[gt_order], det_key, side="right")
+    if int((hi - lo).sum()) > _WINDOW_FROM * n:
+        gt_order, lo, hi = _x_windows(det_key, det_cols[0], det_cols[2], gt_key, gt_cols[0], gt_cols[2])
+    counts = hi - lo
+    ends = np.cumsum(counts)
+    parts: list[tuple[IntArray, IntArray, FloatArray]] = []
+    start = 0
+    while start < n:
+        done = int(ends[start - 1]) if start else 0
+        stop = max(int(np.searchsorted(ends, done + _PAIR_CHUNK, side="right")), start + 1)
+        c = counts[start:stop]
+        total = int(ends[stop - 1]) - done
+        if total:
+            offsets = np.cumsum(c) - c
+            pair_det = np.repeat(np.arange(start, stop), c)
+            pair_gt = gt_order[np.arange(total) + np.repeat(lo[start:stop] - offsets, c)]
+            iou = _iou(*det_cols[:, pair_det], *gt_cols[:, pair_gt])
+            has = c > 0
+            best[start:stop][has] = np.maximum.reduceat(iou, offsets[has])
+            keep = iou >= threshold
+            parts.append((pair_det[keep], pair_gt[keep], iou[keep]))
+        start = stop
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), best
+    det, gt, iou = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return det, gt, iou, best
+
+
+def _x_windows(
+    det_key: IntArray, dx: FloatArray, dw: FloatArray, gt_key: IntArray, gx: FloatArray, gw: FloatArray
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Ground truth sorted by (group, x), and per detection the slice [lo, hi) of it that may overlap it.
+
+    A box overlapping detection d starts within (dx - widest, dx + dw), widest being the widest box of the
+    group; laying the groups end to end on one axis lets one searchsorted find every slice, which is then
+    clipped to the group, with a 1 px margin for rounding. This keeps crowded frames from costing
+    detections x boxes. Without a safe axis (huge coordinates), the slice is the whole group.
+    """
+    order = np.lexsort((gx, gt_key))
+    keys = gt_key[order]
+    group_lo = np.searchsorted(keys, det_key, side="left")
+    group_hi = np.searchsorted(keys, det_key, side="right")
+    new_group = np.r_[True, keys[1:] != keys[:-1]]
+    rank = np.cumsum(new_group) - 1
+    x0, span = gx.min(), gx.max() - gx.min() + 1.0
+    if not rank[-1] * span < 2.0**40:
+        return order, group_lo, group_hi
+    axis = rank * span + (gx[order] - x0)
+    widest = np.maximum.reduceat(gw[order], np.flatnonzero(new_group))
+    group = rank[np.minimum(group_lo, keys.size - 1)]  # meaningless where the group has no box: clipped away
+    start = group * span + (dx - x0)
+    lo = np.clip(np.searchsorted(axis, start - widest[group] - 1.0, side="left"), group_lo, group_hi)
+    hi = np.clip(np.searchsorted(axis, start + dw + 1.0, side="right"), lo, group_hi)
+    return order, lo, hi
+
+
+def _best_per_det(pair_det: IntArray, pair_gt: IntArray, pair_iou: FloatArray) -> IntArray:
+    """Per detection, the pair of highest IoU (ties: lowest ground-truth index) among pairs grouped by
+    detection; detections whose best IoU is negative (unusable) get none."""
+    if pair_det.size == 0:
+        return np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, pair_det[1:] != pair_det[:-1]])
+    sizes = np.diff(np.r_[starts, pair_det.size])
+    top = pair_iou == np.repeat(np.maximum.reduceat(pair_iou, starts), sizes)
+    lowest = np.minimum.reduceat(np.where(top, pair_gt, np.iinfo(np.int64).max), starts)
+    chosen = np.flatnonzero(top & (pair_gt == np.repeat(lowest, sizes)))
+    return chosen[pair_iou[chosen] >= 0]
+
+
+def _greedy(
+    pair_det: IntArray,
+    pair_gt: IntArray,
+    pair_iou: FloatArray,
+    det_key: IntArray,
+    conf: FloatArray,
+    is_tp: BoolArray,
+    tp_iou: FloatArray,
+    gt_matched: BoolArray,
+) -> None:
+    """The sequential greedy pass over candidate pairs grouped by detection, updating the outputs in place.
+
+    Round k takes the k-th detection (in confidence order) of every group at once: ground-truth boxes belong
+    to one group, so detections of one round never compete.
+    """
+    if pair_det.size == 0:
+        return
+    dets = pair_det[np.r_[True, pair_det[1:] != pair_det[:-1]]]
+    by_group = dets[np.lexsort((-conf[dets], det_key[dets]))]  # lexsort is stable: ties keep input order
+    keys = det_key[by_group]
+    new_group = np.r_[True, keys[1:] != keys[:-1]]
+    rank = np.arange(dets.size) - np.maximum.accumulate(np.where(new_group, np.arange(dets.size), 0))
+    in_rounds = by_group[np.argsort(rank, kind="stable")]
+    position = np.zeros(conf.size, dtype=np.int64)
+    position[in_rounds] = np.arange(dets.size)
+    order = np.argsort(position[pair_det], kind="stable")
+    pair_det, pair_gt, pair_iou = pair_det[order], pair_gt[order], pair_iou[order]
+    pair_start = np.r_[0, np.cumsum(np.bincount(position[pair_det], minlength=dets.size))]
+    round_start = np.r_[0, np.cumsum(np.bincount(rank))]
+    for d0, d1 in itertools.pairwise(round_start.tolist()):
+        if d1 - d0 < _SMALL_ROUND:
+            _greedy_loop(
+                pair_det[pair_start[d0] :],
+                pair_gt[pair_start[d0] :],
+                pair_iou[pair_start[d0] :],
+                is_tp,
+                tp_iou,
+                gt_matched,
+            )
+            return
+        p0, p1 = pair_start[d0], pair_start[d1]
+        usable = np.where(gt_matched[pair_gt[p0:p1]], -1.0, pair_iou[p0:p1])
+        chosen = p0 + _best_per_det(pair_det[p0:p1], pair_gt[p0:p1], usable)
+        is_tp[pair_det[chosen]] = True
+        tp_iou[pair_det[chosen]] = pair_iou[chosen]
+        gt_matched[pair_gt[chosen]] = True
+
+
+def _greedy_loop(
+    pair_det: IntArray,
+    pair_gt: IntArray,
+    pair_iou: FloatArray,
+    is_tp: BoolArray,
+    tp_iou: FloatArray,
+    gt_matched: BoolArray,
+) -> None:
+    taken = set(pair_gt[gt_matched[pair_gt]].tolist())
+    dets, gts, ious = pair_det.tolist(), pair_gt.tolist(), pair_iou.tolist()
+    won_det, won_gt, won_iou = [], [], []
+    i, n = 0, len(dets)
+    while i < n:
+        det, best_gt, best_iou = dets[i], -1, -1.0
+        while i < n and dets[i] == det:
+            better = ious[i] > best_iou or (ious[i] == best_iou and gts[i] < best_gt)
+            if better and gts[i] not in taken:
+                best_gt, best_iou = gts[i], ious[i]
+            i += 1
+        if best_gt >= 0:
+            taken.add(best_gt)
+            won_det.append(det)
+            won_gt.append(best_gt)
+            won_iou.append(best_iou)
+    is_tp[won_det] = True
+    tp_iou[won_det] = won_iou
+    gt_matched[won_gt] = True
