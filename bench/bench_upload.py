@@ -1,6 +1,6 @@
 """Benchmark uploads: MiB/s and server peak-RSS growth for an N MiB multipart upload vs raw loopback copies.
 
-Four scenarios, each against a fresh server subprocess on 127.0.0.1 and the same bytes from the same file:
+Four scenarios, each against a fresh server subprocess on 127.0.0.1 (port --port) and the same bytes from the same file:
 
 * ``raw-tcp``    a tiny asyncio TCP server (a subprocess of this script) that reads and discards the bytes;
 * ``asgi-drain`` a minimal ASGI app under the chosen server (same flags) that drains ``receive()``, fed the
@@ -144,23 +144,23 @@ class RssSampler:
     def __init__(self, pid: int, interval: float = 0.01) -> None:
         self.pids = process_tree(pid)
         self.interval = interval
-        self.samples: list[tuple[float, int, int, int]] = []  # (t, rss, anon, file) in kB
+        self.samples: list[tuple[float, int, int]] = []  # (t, rss, anon) in kB
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def read(self) -> tuple[int, int, int]:
-        rss = anon = file = 0
+    def read(self) -> tuple[int, int]:
+        """(VmRSS, RssAnon) summed over the tree, kB; anonymous memory is the heap, not mapped files."""
+        rss = anon = 0
         for pid in self.pids:
             status = proc_status(pid)
             rss += status["VmRSS"]
             anon += status.get("RssAnon", 0)
-            file += status.get("RssFile", 0) + status.get("RssShmem", 0)
-        return rss, anon, file
+        return rss, anon
 
     def __enter__(self) -> RssSampler:
         for pid in self.pids:  # "5" resets the peak RSS (VmHWM) to the current RSS
             Path(f"/proc/{pid}/clear_refs").write_text("5")
-        self.baseline, self.baseline_anon, _ = self.read()
+        self.baseline, self.baseline_anon = self.read()
         self.t0 = time.perf_counter()
         self._thread.start()
         return self
@@ -187,7 +187,7 @@ class RssSampler:
             "sampled_peak_at_s": round(peak[0], 3),
             "after_mb": mb(self.samples[-1][1]),
             "samples": len(self.samples),
-            "timeline_mb": [[round(t, 2), mb(rss - self.baseline)] for t, rss, _, _ in self.samples[::step]],
+            "timeline_mb": [[round(t, 2), mb(rss - self.baseline)] for t, rss, _ in self.samples[::step]],
         }
 
 
@@ -265,6 +265,8 @@ class Server:
 
     def __init__(self, kind: str, app: str, port: int) -> None:
         self.kind, self.app, self.port = kind, app, port
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            raise RuntimeError(f"port {port} is already in use; pass another --port")
         if kind == "raw-tcp":
             cmd = [sys.executable, __file__, "--raw-server", "--port", str(port)]
         elif kind == "uvicorn":
@@ -321,7 +323,7 @@ def prepare_database() -> None:
     if exists.stdout.strip() != "1":
         subprocess.run([*psql, "create database fw_bench"], capture_output=True, check=True)
     migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=server_env(), capture_output=True
+        [str(BIN / "python"), "manage.py", "migrate", "--noinput"], cwd=ROOT, env=server_env(), capture_output=True
     )
     if migrate.returncode != 0:
         raise RuntimeError(f"migrate failed:\n{migrate.stdout.decode()[-2000:]}\n{migrate.stderr.decode()[-2000:]}")
@@ -397,7 +399,7 @@ def run_scenario(name: str, server: Server, upload: Callable[[], Any], check: Ca
         check(result)
         runs.append({"seconds": round(seconds, 4), "mib_per_s": round(size / MIB / seconds, 1), **rss})
         print(
-            f"  {name:<11} #{i + 1}: {size / MIB / seconds:8.1f} MiB/s  {seconds:6.3f} s  "
+            f"  {name:<11} #{i + 1:<2} {size / MIB / seconds:8.1f} MiB/s  {seconds:6.3f} s  "
             f"peak RSS +{rss['peak_growth_mb']:.1f} MB (sampled +{rss['sampled_peak_growth_mb']:.1f}, "
             f"baseline {rss['baseline_mb']:.1f} MB)",
             flush=True,
@@ -432,31 +434,30 @@ def post_octets(client: Any, url: str, path: Path, limit: int | None = None) -> 
     return client.post(url, content=file_chunks(path, size), headers=headers)
 
 
-def bench_asgi_drain(path: Path, args) -> list[dict]:
-    """The drain app fed the same multipart body, then the bare bytes as application/octet-stream.
+def bench_asgi_drain(path: Path, args, *, octets: bool) -> dict:
+    """The drain app fed the multipart body, or (octets) the bare bytes as application/octet-stream.
 
     The second isolates what the server does with any body from what it does with form bodies (Twisted,
-    under daphne, parses multipart/form-data itself before the ASGI app sees a byte).
+    under daphne, parses multipart/form-data itself before the ASGI app sees a byte). Each gets a fresh
+    server: memory freed by one request stays resident and would hide the next one's growth.
     """
     import httpx
 
     size = args.mb * MIB
+    send = post_octets if octets else post_multipart
     server = Server(args.server, "bench_upload:drain_app", args.port)
     try:
         server.wait_ready("/")
         with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=120) as client:
             if args.warmup_mb:
-                post_multipart(client, "/", path, args.warmup_mb * MIB)
-                post_octets(client, "/", path, args.warmup_mb * MIB)
+                send(client, "/", path, args.warmup_mb * MIB)
 
             def check(r: Any) -> None:
                 assert r.status_code == 200, r.text
                 assert r.json()["received"] >= size, r.text
 
-            return [
-                run_scenario("asgi-drain", server, lambda: post_multipart(client, "/", path), check, args),
-                run_scenario("asgi-octets", server, lambda: post_octets(client, "/", path), check, args),
-            ]
+            name = "asgi-octets" if octets else "asgi-drain"
+            return run_scenario(name, server, lambda: send(client, "/", path), check, args)
     finally:
         server.stop()
 
@@ -521,13 +522,18 @@ def main() -> None:
         asyncio.run(_raw_server(args.port))
         return
 
-    started = time.perf_counter()
+    started, load_1m = time.perf_counter(), round(os.getloadavg()[0], 2)
     path = ensure_file(args.mb)
     print(f"{args.mb} MiB upload from {path}, server {args.server}, {args.repeats} repeats", flush=True)
     prepare_database()
     MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
     try:
-        scenarios = [bench_raw_tcp(path, args), *bench_asgi_drain(path, args), bench_framewise(path, args)]
+        scenarios = [
+            bench_raw_tcp(path, args),
+            bench_asgi_drain(path, args, octets=False),
+            bench_asgi_drain(path, args, octets=True),
+            bench_framewise(path, args),
+        ]
     finally:
         shutil.rmtree(MEDIA_ROOT, ignore_errors=True)
         purge_bench_queue()
@@ -544,6 +550,7 @@ def main() -> None:
         "scenarios": scenarios,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "loadavg_1m_at_start": load_1m,  # throughput is CPU-bound on both ends: note other load on the host
         "wall_s": round(time.perf_counter() - started, 1),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

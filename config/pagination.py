@@ -8,6 +8,7 @@ page costs one indexed query, whatever its position.
 """
 
 import base64
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -178,3 +179,22 @@ async def apaginate(
     plan = plan_page(request, queryset, ordering, spec)
     rows: list[Model] = [row async for row in plan.queryset]
     return build_page(plan, rows, serialize)
+
+
+def page_list(
+    request: HttpRequest, rows: list[dict[str, Any]], *, key: str, spec: PageSpec = DEFAULT_PAGE
+) -> dict[str, Any]:
+    """Cursor pages over an already computed list sorted by the unique `key` (forward links only)."""
+    size = parse_page_size(request, spec)
+    start = 0
+    cursor = request.GET.get("cursor")
+    if cursor:
+        values, _ = _decode(cursor)
+        if len(values) != 1 or not isinstance(values[0], int) or isinstance(values[0], bool):
+            raise ValidationFailed("Invalid cursor.", details={"field": "cursor"})
+        keys = [r[key] for r in rows]
+        start = bisect.bisect_right(keys, values[0])
+    page = rows[start : start + size]
+    more = start + size < len(rows)
+    next_url = _link(request, _encode([page[-1][key]], False)) if page and more else None
+    return {"results": page, "next": next_url, "previous": None}

@@ -4,13 +4,13 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
-from ninja import Router, Status
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from ninja import Query, Router, Status
 
 from accounts.auth import bearer_user
-from config.errors import NotFound, PayloadTooLarge
-from config.pagination import LARGE_PAGE, apaginate
-from videos import detections, media, progress, selectors, services
+from config.errors import NotFound, PayloadTooLarge, ValidationFailed
+from config.pagination import LARGE_PAGE, apaginate, page_list
+from videos import detections, media, progress, reports, selectors, services
 from videos.schemas import (
     DetectionIn,
     DetectionPage,
@@ -253,3 +253,36 @@ async def list_session_detections(request: HttpRequest, session_id: int, format:
 async def list_video_detections(request: HttpRequest, video_id: int, format: str | None = None):
     await selectors.video_get_for_user(user=request.auth, video_id=video_id)
     return await _detections(request, format, video_id=video_id)
+
+
+@router.get("/test-sessions/{session_id}/report", tags=["test sessions"])
+async def get_session_report(request: HttpRequest, session_id: int, min_confidence: float = Query(0.0, ge=0, le=1)):
+    session = await selectors.session_get_for_user(user=request.auth, session_id=session_id)
+    return await sync_to_async(reports.session_report)(session=session, min_confidence=min_confidence)
+
+
+@router.get("/test-sessions/{session_id}/timeline", tags=["test sessions"])
+async def get_session_timeline(request: HttpRequest, session_id: int, format: str | None = None):
+    session = await selectors.session_get_for_user(user=request.auth, session_id=session_id)
+    rows = await sync_to_async(reports.session_timeline)(session=session)
+    if format == "jsonl":
+        return media.jsonl_lines(rows)
+    return page_list(request, rows, key="frame", spec=LARGE_PAGE)
+
+
+@router.get("/videos/{video_id}/compare", tags=["test sessions"])
+async def compare_sessions(request: HttpRequest, video_id: int, a: int, b: int):
+    video = await selectors.video_get_for_user(user=request.auth, video_id=video_id)
+    first = await selectors.session_get_for_user(user=request.auth, session_id=a)
+    second = await selectors.session_get_for_user(user=request.auth, session_id=b)
+    return await sync_to_async(reports.sessions_compare)(video=video, a=first, b=second)
+
+
+@router.get("/test-sessions/{session_id}/export", tags=["test sessions"])
+async def export_session(request: HttpRequest, session_id: int, format: str = "coco"):
+    session = await selectors.session_get_for_user(user=request.auth, session_id=session_id)
+    if format != "coco":
+        raise ValidationFailed("Only format=coco is supported.", details={"field": "format"})
+    response = StreamingHttpResponse(reports.coco_export(session, session.video), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="session-{session.pk}-coco.json"'
+    return response

@@ -120,3 +120,8 @@ async def _jsonl(queryset: QuerySet[Any]) -> AsyncIterator[bytes]:
 def jsonl_response(queryset: QuerySet[Any]) -> StreamingHttpResponse:
     """Stream every row of a values() queryset as JSON Lines; memory stays flat (server-side chunks)."""
     return StreamingHttpResponse(_jsonl(queryset), content_type="application/jsonl")
+
+
+def jsonl_lines(rows: list[dict[str, Any]]) -> HttpResponse:
+    """A small, already computed list as JSON Lines."""
+    return HttpResponse(b"".join(dumps(r) + b"\n" for r in rows), content_type="application/jsonl")

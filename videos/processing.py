@@ -222,6 +222,7 @@ def write_back_results(session_id: int, ids: np.ndarray, is_tp: np.ndarray, iou:
     if connection.vendor == "postgresql":
         table = DetectionEvent._meta.db_table
         with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS pg_temp.score_results")
             cursor.execute(
                 "CREATE TEMP TABLE score_results (id bigint, result varchar(2), iou double precision) ON COMMIT DROP"
             )

