@@ -1,5 +1,6 @@
 """The processing job: claim (lease), probe, thumbnail, ground truth, replace boxes, finish. Idempotent."""
 
+import functools
 import logging
 import os
 import shutil
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from videos import scoring, vision
 from videos.models import DetectionEvent, GroundTruthBox, ProcessingJob, TestSession, Video
-from videos.progress import publish_video
+from videos.progress import publish_session, publish_video
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,13 @@ def _fail(job: ProcessingJob, error: str) -> None:
         publish_video(job.video_id)
     else:
         TestSession.objects.filter(pk=job.test_session_id).update(status=TestSession.Status.FAILED, error=error)
+        publish_session(
+            video_id=job.video_id,
+            project_id=job.video.project_id,
+            session_id=job.test_session_id,
+            status=TestSession.Status.FAILED,
+            progress=100,
+        )
 
 
 def _retry_or_fail(job: ProcessingJob, exc: Exception) -> None:
@@ -256,6 +264,10 @@ def score_session_job(*, job_id: int) -> None:
 
 def _score(job: ProcessingJob) -> None:
     session = TestSession.objects.get(pk=job.test_session_id)
+    notify = functools.partial(
+        publish_session, video_id=job.video_id, project_id=job.video.project_id, session_id=session.pk
+    )
+    notify(status=TestSession.Status.SCORING, progress=0)
     gt = np.array(
         GroundTruthBox.objects.filter(video_id=session.video_id).values_list("frame", "label", "x", "y", "w", "h"),
         dtype=object,
@@ -266,6 +278,7 @@ def _score(job: ProcessingJob) -> None:
         ),
         dtype=object,
     ).reshape(-1, 8)
+    notify(status=TestSession.Status.SCORING, progress=30)
     result = scoring.match(
         det[:, 1].astype(np.int64),
         det[:, 2].astype(str),
@@ -277,6 +290,7 @@ def _score(job: ProcessingJob) -> None:
         session.iou_threshold,
     )
     totals = scoring.metrics(result)
+    notify(status=TestSession.Status.SCORING, progress=70)
     now = timezone.now()
     with transaction.atomic():
         write_back_results(session.pk, det[:, 0].astype(np.int64), result.is_tp, result.iou)
@@ -295,4 +309,5 @@ def _score(job: ProcessingJob) -> None:
         ProcessingJob.objects.filter(pk=job.pk).update(
             state=ProcessingJob.State.SUCCEEDED, finished_at=now, heartbeat_at=now, last_error=""
         )
+    notify(status=TestSession.Status.COMPLETED, progress=100)
     logger.info("session scored", extra={"test_session_id": session.pk, "detections": len(det)})

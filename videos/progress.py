@@ -100,3 +100,21 @@ async def wait_for_change(video: Video, *, wait_s: float) -> dict[str, Any]:
         raise NotFound("Video not found.")
     changed = (state["status"], state["stage"], state["progress"]) != seen
     return {k: state[k] for k in ("video_id", "status", "stage", "progress", "error")} | {"changed": changed}
+
+
+def publish_session(*, video_id: int, project_id: int, session_id: int, status: str, progress: int) -> None:
+    """Scoring progress of a test session, on its video's groups: {"type": "session", ...}."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    payload = {
+        "type": "session",
+        "video_id": video_id,
+        "session_id": session_id,
+        "status": status,
+        "progress": progress,
+        "at": timezone.now().isoformat(),
+    }
+    message = {"type": "video.progress", "payload": payload}
+    _group_send(layer, video_group(video_id), message)
+    _group_send(layer, project_group(project_id), message)

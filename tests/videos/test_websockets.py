@@ -148,3 +148,26 @@ async def test_per_user_socket_cap(setup_video, monkeypatch):
     assert (await socket.receive_json_from(timeout=5))["type"] == "snapshot"
     for s in (open_sockets[1], socket):
         await s.disconnect()
+
+
+async def test_scoring_progress_reaches_the_video_socket(setup_video):
+    from videos import processing
+    from videos.models import ProcessingJob, TestSession
+
+    owner, _, video = setup_video
+    await sync_to_async(Video.objects.filter(pk=video.pk).update)(status="completed", width=100, height=100)
+    session = await sync_to_async(TestSession.objects.create)(video=video, model_name="m", status="scoring")
+    job = await sync_to_async(ProcessingJob.objects.create)(video=video, test_session=session, kind="score")
+    token = (await sync_to_async(tokens_for)(owner))["access"]
+    socket = _communicator(f"/ws/videos/{video.pk}/", token)
+    await socket.connect()
+    await socket.receive_json_from(timeout=5)
+    await sync_to_async(processing.score_session_job)(job_id=job.pk)
+    messages = [await socket.receive_json_from(timeout=5) for _ in range(4)]
+    assert [(m["type"], m["session_id"], m["status"], m["progress"]) for m in messages] == [
+        ("session", session.pk, "scoring", 0),
+        ("session", session.pk, "scoring", 30),
+        ("session", session.pk, "scoring", 70),
+        ("session", session.pk, "completed", 100),
+    ]
+    await socket.disconnect()
