@@ -36,6 +36,13 @@ fmt: venv
 migrations-check: venv
 	$(PY) manage.py makemigrations --check --dry-run
 
+bench: venv
+	mkdir -p bench/results
+	$(PY) bench/bench_vision.py --mb 100
+	$(PY) bench/bench_scoring.py
+	$(PY) bench/bench_upload.py --mb 100
+	$(PY) bench/bench_sessions.py
+
 worker: venv
 	$(PY) manage.py rundramatiq --processes 1 --threads 2
 

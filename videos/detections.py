@@ -1,12 +1,12 @@
 """Detection ingest: parse a JSON array or JSON Lines body, validate every row, insert in bulk (COPY on PostgreSQL)."""
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from django.db import connection
 
+from config.bulk import bulk_insert
 from config.errors import ValidationFailed
 from videos.models import DetectionEvent
 
@@ -83,27 +83,6 @@ def validate_rows(rows: list[Any], *, width: int | None, height: int | None, fra
 
 def insert_rows(*, session_id: int, video_id: int, rows: Sequence[Row]) -> None:
     """Insert validated rows in the caller's transaction: one COPY on PostgreSQL, batched INSERTs elsewhere."""
-    if connection.vendor == "postgresql":
-        columns = ", ".join(("test_session_id", "video_id", *COLUMNS))
-        sql = f"COPY {DetectionEvent._meta.db_table} ({columns}) FROM STDIN"
-        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row((session_id, video_id, *row))
-        return
-    DetectionEvent.objects.bulk_create(_models(session_id, video_id, rows), batch_size=2000)
-
-
-def _models(session_id: int, video_id: int, rows: Iterable[Row]) -> Iterable[DetectionEvent]:
-    for frame, ts, label, conf, x, y, w, h in rows:
-        yield DetectionEvent(
-            test_session_id=session_id,
-            video_id=video_id,
-            frame=frame,
-            timestamp_ms=ts,
-            label=label,
-            confidence=conf,
-            x=x,
-            y=y,
-            w=w,
-            h=h,
-        )
+    bulk_insert(
+        DetectionEvent, ("test_session_id", "video_id", *COLUMNS), ((session_id, video_id, *row) for row in rows)
+    )

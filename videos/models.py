@@ -163,7 +163,8 @@ class ProcessingJob(models.Model):
 
 
 class GroundTruthBox(models.Model):
-    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="ground_truth")
+    # Indexed as the leading column of gt_video_frame_idx; a separate FK index would only slow COPY.
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="ground_truth", db_index=False)
     frame = models.PositiveIntegerField()
     timestamp_ms = models.PositiveIntegerField()
     label = models.CharField(max_length=64)
@@ -184,9 +185,10 @@ class DetectionEvent(models.Model):
         TP = "TP"
         FP = "FP"
 
-    test_session = models.ForeignKey(TestSession, on_delete=models.CASCADE, related_name="detections")
+    # Both keys lead a composite index below; separate FK indexes would only slow COPY and write-back.
+    test_session = models.ForeignKey(TestSession, on_delete=models.CASCADE, related_name="detections", db_index=False)
     # Denormalised from the session so a video's detections are one index range in timestamp order.
-    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="detections")
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="detections", db_index=False)
     frame = models.PositiveIntegerField()
     timestamp_ms = models.PositiveIntegerField()
     label = models.CharField(max_length=64)

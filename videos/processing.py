@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config.bulk import bulk_insert
 from videos import scoring, vision
 from videos.models import DetectionEvent, GroundTruthBox, ProcessingJob, TestSession, Video
 from videos.progress import publish_session, publish_video
@@ -120,31 +121,11 @@ def local_copy(name: str) -> Iterator[str]:
 def replace_ground_truth(video_id: int, boxes: list[vision.Box]) -> None:
     """Delete then insert the video's boxes in the caller's transaction (COPY on PostgreSQL)."""
     GroundTruthBox.objects.filter(video_id=video_id).delete()
-    if connection.vendor == "postgresql":
-        table = GroundTruthBox._meta.db_table
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY {table} (video_id, frame, timestamp_ms, label, x, y, w, h) FROM STDIN") as copy,
-        ):
-            for b in boxes:
-                copy.write_row((video_id, b.frame, b.timestamp_ms, b.label, b.x, b.y, b.w, b.h))
-    else:
-        GroundTruthBox.objects.bulk_create(
-            (
-                GroundTruthBox(
-                    video_id=video_id,
-                    frame=b.frame,
-                    timestamp_ms=b.timestamp_ms,
-                    label=b.label,
-                    x=b.x,
-                    y=b.y,
-                    w=b.w,
-                    h=b.h,
-                )
-                for b in boxes
-            ),
-            batch_size=5000,
-        )
+    bulk_insert(
+        GroundTruthBox,
+        ("video_id", "frame", "timestamp_ms", "label", "x", "y", "w", "h"),
+        ((video_id, b.frame, b.timestamp_ms, b.label, b.x, b.y, b.w, b.h) for b in boxes),
+    )
 
 
 def process_video_job(*, job_id: int) -> None:
