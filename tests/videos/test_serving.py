@@ -167,3 +167,27 @@ def test_status_without_wait_returns_current_state(owner_api, video):
 def test_sha256_matches_the_stored_bytes(video, media_root):
     [stored] = [p for p in media_root.rglob("*") if p.is_file()]
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == video["sha256"]
+
+
+def test_video_pages_are_stable_while_videos_arrive(owner_api, project):
+    def add(name: str) -> int:
+        return Video.objects.create(
+            project_id=project["id"],
+            original_name=name,
+            file=f"videos/{name}",
+            size_bytes=1,
+            content_type="video/mp4",
+            sha256="0" * 64,
+        ).pk
+
+    before = [add(f"v{i}.mp4") for i in range(9)]
+    Video.objects.filter(pk__in=before[:4]).update(created_at=Video.objects.get(pk=before[0]).created_at)
+    seen, url = [], f"/api/v1/projects/{project['id']}/videos?page_size=4"
+    while url:
+        page = owner_api.get(url).json()
+        seen += [v["id"] for v in page["results"]]
+        add(f"late{len(seen)}.mp4")
+        url = page["next"]
+    expected = list(Video.objects.filter(pk__in=before).order_by("-created_at", "-id").values_list("id", flat=True))
+    assert [pk for pk in seen if pk in before] == expected
+    assert len(seen) == len(set(seen))
