@@ -124,3 +124,13 @@ def test_sniffing_by_magic_bytes(head, expected):
     from videos.storage import sniff_video_type
 
     assert sniff_video_type(head) == expected
+
+
+def test_uploads_have_their_own_rate_limit_scope(owner_api, project, sample_video, settings):
+    settings.RATE_LIMITS = "upload=1/m,general=100/m"
+    assert upload(owner_api, project["id"], sample_video[0]).status_code == 202
+    refused = upload(owner_api, project["id"], sample_video[0])
+    assert refused.status_code == 429
+    assert refused.json()["details"]["scope"] == "upload"
+    assert Video.objects.count() == 1
+    assert owner_api.get("/api/v1/projects").status_code == 200  # other requests use the general budget
