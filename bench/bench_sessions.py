@@ -32,12 +32,9 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -45,9 +42,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+from common import BIN, ROOT, RssSampler, ServerProcess, prepare_database
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".venv" / "bin"
 RESULTS = ROOT / "bench" / "results" / "sessions.json"
 WORK_DIR = Path(tempfile.gettempdir()) / "framewise-bench"  # /tmp/framewise-bench
 MEDIA_ROOT = WORK_DIR / "media-sessions"
@@ -152,122 +148,16 @@ def make_detections(rng: np.random.Generator, gt: dict[str, np.ndarray], n: int)
 
 
 # --- RSS sampling ---------------------------------------------------------------------
-def proc_status(pid: int) -> dict[str, int]:
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("Vm", "Rss")):
-                key, value = line.split(":", 1)
-                out[key] = int(value.split()[0])
-    return out
-
-
-def mb(kb: float) -> float:
-    return round(kb / 1024, 1)
-
-
-class RssSampler:
-    """VmRSS of one process every `interval` s in a thread; the exact peak from VmHWM (reset on entry)."""
-
-    def __init__(self, pid: int, interval: float = 0.01) -> None:
-        self.pid, self.interval = pid, interval
-        self.samples: list[tuple[float, int, int]] = []  # (t, VmRSS kB, RssAnon kB)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def read(self) -> tuple[int, int]:
-        status = proc_status(self.pid)
-        return status["VmRSS"], status.get("RssAnon", 0)
-
-    def __enter__(self) -> RssSampler:
-        Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # "5": reset VmHWM to the current RSS
-        self.baseline, self.baseline_anon = self.read()
-        self.t0 = time.perf_counter()
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.perf_counter() - self.t0, *self.read()))
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.samples.append((time.perf_counter() - self.t0, *self.read()))
-        self.hwm = proc_status(self.pid)["VmHWM"]
-
-    def summary(self) -> dict[str, Any]:
-        peak = max(self.samples, key=lambda s: s[1])
-        step = max(1, len(self.samples) // 40)
-        return {
-            "baseline_mb": mb(self.baseline),
-            "peak_growth_mb": mb(max(self.hwm, peak[1]) - self.baseline),
-            "sampled_peak_growth_mb": mb(peak[1] - self.baseline),
-            "sampled_peak_anon_growth_mb": mb(max(s[2] for s in self.samples) - self.baseline_anon),
-            "sampled_peak_at_s": round(peak[0], 3),
-            "after_mb": mb(self.samples[-1][1]),
-            "samples": len(self.samples),
-            "timeline_mb": [[round(t, 2), mb(rss - self.baseline)] for t, rss, _ in self.samples[::step]],
-        }
-
-
-# --- Database and server -------------------------------------------------------------
-def prepare_database(env: dict[str, str]) -> None:
-    psql = ["psql", "-h", "127.0.0.1", "-U", "root", "-d", "postgres", "-tAc"]
-    query = "select 1 from pg_database where datname = 'fw_bench_sessions'"
-    exists = subprocess.run([*psql, query], capture_output=True, text=True, check=True)
-    if exists.stdout.strip() != "1":
-        subprocess.run([*psql, f"create database {DB_NAME}"], capture_output=True, check=True)
-    migrate = subprocess.run(
-        [str(BIN / "python"), "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True
-    )
-    if migrate.returncode != 0:
-        raise RuntimeError(f"migrate failed:\n{migrate.stdout.decode()[-2000:]}\n{migrate.stderr.decode()[-2000:]}")
-
-
-class Server:
+class Server(ServerProcess):
     """uvicorn config.asgi:application on 127.0.0.1:<port>, one worker; its log goes to the work dir."""
 
     def __init__(self, port: int, env: dict[str, str]) -> None:
-        self.port = port
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            raise RuntimeError(f"port {port} is already in use; pass another --port")
         cmd = [
             str(BIN / "uvicorn"),
             "config.asgi:application",
             *("--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log"),
         ]
-        self.log_path = WORK_DIR / "server-sessions-uvicorn.log"
-        self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited ({self.proc.returncode}):\n{self.tail()}")
-            with contextlib.suppress(OSError, httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{self.port}/health/live", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"uvicorn not ready after {timeout} s:\n{self.tail()}")
-
-    def tail(self) -> str:
-        self.log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        super().__init__(cmd, port, env, WORK_DIR / "server-sessions-uvicorn.log", "uvicorn")
 
 
 def register(client: Any) -> str:
@@ -747,7 +637,7 @@ def main() -> None:
     MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
 
     with phase("setup: database, data, server"):
-        prepare_database({**os.environ, **env})
+        prepare_database(DB_NAME, {**os.environ, **env})
         import django
 
         django.setup()

@@ -29,18 +29,16 @@ import shutil
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import BIN, ROOT, RssSampler, ServerProcess, prepare_database
+
 BENCH_DIR = ROOT / "bench"
-BIN = ROOT / ".venv" / "bin"
 WORK_DIR = Path(tempfile.gettempdir()) / "framewise-bench"
 MEDIA_ROOT = WORK_DIR / "media"
 RESULTS = BENCH_DIR / "results" / "upload.json"
@@ -115,86 +113,6 @@ def multipart(path: Path, limit: int | None = None) -> tuple[Iterator[bytes], in
 
 
 # --- RSS sampling -----------------------------------------------------------------
-def proc_status(pid: int) -> dict[str, int]:
-    """The Vm*/Rss* lines of /proc/<pid>/status, in kB."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("Vm", "Rss")):
-                key, value = line.split(":", 1)
-                out[key] = int(value.split()[0])
-    return out
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (uvicorn --workers 1 and daphne are one process, but be sure)."""
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        for task in Path(f"/proc/{current}/task").iterdir():
-            with contextlib.suppress(OSError):
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-    return pids
-
-
-class RssSampler:
-    """Sum of VmRSS over a process tree every `interval` s in a thread; exact peak from VmHWM."""
-
-    def __init__(self, pid: int, interval: float = 0.01) -> None:
-        self.pids = process_tree(pid)
-        self.interval = interval
-        self.samples: list[tuple[float, int, int]] = []  # (t, rss, anon) in kB
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def read(self) -> tuple[int, int]:
-        """(VmRSS, RssAnon) summed over the tree, kB; anonymous memory is the heap, not mapped files."""
-        rss = anon = 0
-        for pid in self.pids:
-            status = proc_status(pid)
-            rss += status["VmRSS"]
-            anon += status.get("RssAnon", 0)
-        return rss, anon
-
-    def __enter__(self) -> RssSampler:
-        for pid in self.pids:  # "5" resets the peak RSS (VmHWM) to the current RSS
-            Path(f"/proc/{pid}/clear_refs").write_text("5")
-        self.baseline, self.baseline_anon = self.read()
-        self.t0 = time.perf_counter()
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.perf_counter() - self.t0, *self.read()))
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.samples.append((time.perf_counter() - self.t0, *self.read()))
-        self.hwm = sum(proc_status(pid)["VmHWM"] for pid in self.pids)
-
-    def summary(self) -> dict[str, Any]:
-        peak = max(self.samples, key=lambda s: s[1])
-        step = max(1, len(self.samples) // 40)
-        return {
-            "baseline_mb": mb(self.baseline),
-            "peak_growth_mb": mb(max(self.hwm, peak[1]) - self.baseline),  # VmHWM: exact, between samples too
-            "sampled_peak_growth_mb": mb(peak[1] - self.baseline),
-            "sampled_peak_anon_growth_mb": mb(peak[2] - self.baseline_anon),
-            "sampled_peak_at_s": round(peak[0], 3),
-            "after_mb": mb(self.samples[-1][1]),
-            "samples": len(self.samples),
-            "timeline_mb": [[round(t, 2), mb(rss - self.baseline)] for t, rss, _ in self.samples[::step]],
-        }
-
-
-def mb(kb: int) -> float:
-    return round(kb / 1024, 1)
-
-
 # --- Servers ----------------------------------------------------------------------
 async def drain_app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
     """Minimal ASGI app: read and discard the request body, answer with the byte count."""
@@ -285,13 +203,11 @@ def server_env() -> dict[str, str]:
     return env
 
 
-class Server:
-    """A server subprocess on 127.0.0.1:<port>; its log goes to the work dir."""
+class Server(ServerProcess):
+    """A server subprocess on 127.0.0.1:<port>: the raw TCP sink, uvicorn or daphne."""
 
     def __init__(self, kind: str, app: str, port: int) -> None:
-        self.kind, self.app, self.port = kind, app, port
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            raise RuntimeError(f"port {port} is already in use; pass another --port")
+        self.kind, self.app = kind, app
         if kind == "raw-tcp":
             cmd = [sys.executable, __file__, "--raw-server", "--port", str(port)]
         elif kind == "uvicorn":
@@ -301,59 +217,11 @@ class Server:
             cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
         else:
             raise ValueError(kind)
-        self.log_path = WORK_DIR / f"server-{kind}-{app.replace(':', '_')}.log"
-        self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env(), stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, path: str | None, timeout: float = 60.0) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited ({self.proc.returncode}):\n{self.tail()}")
-            try:
-                if path is None:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                    return
-                if httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=2).status_code == 200:
-                    return
-            except (OSError, httpx.HTTPError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.kind} not ready after {timeout} s:\n{self.tail()}")
-
-    def tail(self) -> str:
-        self.log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        log_path = WORK_DIR / f"server-{kind}-{app.replace(':', '_')}.log"
+        super().__init__(cmd, port, server_env(), log_path, kind)
 
 
 # --- Framewise setup ----------------------------------------------------------------
-def prepare_database() -> None:
-    """Create fw_bench if missing and migrate it."""
-    psql = ["psql", "-h", "127.0.0.1", "-U", "root", "-d", "postgres", "-tAc"]
-    exists = subprocess.run(
-        [*psql, "select 1 from pg_database where datname = 'fw_bench'"], capture_output=True, text=True, check=True
-    )
-    if exists.stdout.strip() != "1":
-        subprocess.run([*psql, "create database fw_bench"], capture_output=True, check=True)
-    migrate = subprocess.run(
-        [str(BIN / "python"), "manage.py", "migrate", "--noinput"], cwd=ROOT, env=server_env(), capture_output=True
-    )
-    if migrate.returncode != 0:
-        raise RuntimeError(f"migrate failed:\n{migrate.stdout.decode()[-2000:]}\n{migrate.stderr.decode()[-2000:]}")
-
-
 def create_account_and_project(client: Any) -> int:
     """Register a fresh user, get a token (set on the client), create a project; its id."""
     name = f"bench{int(time.time() * 1000)}"
@@ -550,7 +418,7 @@ def main() -> None:
     started, load_1m = time.perf_counter(), round(os.getloadavg()[0], 2)
     path = ensure_file(args.mb)
     print(f"{args.mb} MiB upload from {path}, server {args.server}, {args.repeats} repeats", flush=True)
-    prepare_database()
+    prepare_database("fw_bench", server_env())
     MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
     try:
         scenarios = [

@@ -8,25 +8,22 @@ PAID_QUEUE = "videos.paid"
 dramatiq.get_broker().declare_queue(PAID_QUEUE)
 
 
-@dramatiq.actor(
-    queue_name="videos",
-    max_retries=processing.MAX_ATTEMPTS - 1,
-    min_backoff=1_000,
-    max_backoff=60_000,
-    time_limit=30 * 60 * 1000,
-)
+# Every job actor: our own attempt counter (ProcessingJob.attempts) caps retries; backoff 1 s → 60 s.
+_JOB_OPTIONS = {
+    "queue_name": "videos",
+    "max_retries": processing.MAX_ATTEMPTS - 1,
+    "min_backoff": 1_000,
+    "max_backoff": 60_000,
+}
+
+
+@dramatiq.actor(**_JOB_OPTIONS, time_limit=30 * 60 * 1000)
 def process_video(job_id: int) -> None:
     """Probe, thumbnail and ground truth for the job's video (retried with exponential backoff)."""
     processing.process_video_job(job_id=job_id)
 
 
-@dramatiq.actor(
-    queue_name="videos",
-    max_retries=processing.MAX_ATTEMPTS - 1,
-    min_backoff=1_000,
-    max_backoff=60_000,
-    time_limit=10 * 60 * 1000,
-)
+@dramatiq.actor(**_JOB_OPTIONS, time_limit=10 * 60 * 1000)
 def score_test_session(job_id: int) -> None:
     """Match a test session's detections to the ground truth and store every result (retried with backoff)."""
     processing.score_session_job(job_id=job_id)
