@@ -6,7 +6,7 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv run test lint fmt bench worker migrations-check check-deploy clean
+.PHONY: venv run test lint fmt bench chaos worker migrations-check check-deploy clean
 
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/production.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ bench: venv
 	$(PY) bench/bench_scoring.py
 	$(PY) bench/bench_upload.py --mb 100
 	$(PY) bench/bench_sessions.py
+	$(PY) bench/bench_dashboard.py
+	$(PY) bench/bench_http.py
+
+# Reliability/security scenarios with real processes (tests/reliability); CHAOS_SCALE=10 for nightly sizes.
+chaos: venv
+	mkdir -p var bench/results
+	$(BIN)/pytest -m chaos tests/reliability $(PYTEST_ARGS)
+	$(PY) bench/chaos_report.py
 
 worker: venv
 	$(PY) manage.py rundramatiq --processes 1 --threads 2

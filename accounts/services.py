@@ -16,6 +16,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.models import TokenFamily, User, UserActivity
 from accounts.selectors import user_cache_key
+from config import cache as versioned_cache
 from config.errors import Conflict, Forbidden, NotAuthenticated, ValidationFailed
 
 BULK_MAX_USERS = 1000
@@ -48,6 +49,7 @@ def user_register(*, email: str, username: str, password: str, ip: str | None = 
         with transaction.atomic():
             user.save()
             activity_record(user_id=user.pk, action=UserActivity.Action.REGISTER, metadata={"ip": ip})
+            versioned_cache.bump_on_commit(versioned_cache.USERS)
     except IntegrityError as exc:
         raise Conflict("A user with this email or username already exists.") from exc
     return user
@@ -168,6 +170,7 @@ def user_update(*, actor: User, user: User, data: dict[str, Any]) -> User:
     except IntegrityError as exc:
         raise Conflict("A user with this email or username already exists.") from exc
     cache.delete(user_cache_key(user.pk))
+    versioned_cache.bump_on_commit(versioned_cache.USERS)
     return user
 
 
@@ -210,6 +213,7 @@ def users_bulk_create(*, rows: list[dict[str, Any]]) -> list[int]:
     try:
         with transaction.atomic():
             created = User.objects.bulk_create(users, batch_size=BULK_MAX_USERS)
+            versioned_cache.bump_on_commit(versioned_cache.USERS)
     except IntegrityError as exc:
         raise Conflict("A user in this batch was created concurrently; nothing was created.") from exc
     return [u.pk for u in created]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import threading
@@ -153,3 +154,54 @@ def prepare_database(name: str, env: dict[str, str]) -> None:
     )
     if migrate.returncode != 0:
         raise RuntimeError(f"migrate failed:\n{migrate.stdout.decode()[-2000:]}\n{migrate.stderr.decode()[-2000:]}")
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time consumed so far by `pids` (processes that are gone count 0)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def database_backends(name: str) -> list[int]:
+    """PostgreSQL backend pids connected to database `name` (the server runs on this host)."""
+    out = subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "root",
+            "-d",
+            "postgres",
+            "-tAc",
+            f"select pid from pg_stat_activity where datname = '{name}'",  # noqa: S608 - a benchmark constant
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+class CpuMeter:
+    """CPU seconds spent by processes and by the database's backends during a block: unlike wall time, this
+    hardly moves when other work shares the machine's cores."""
+
+    def __init__(self, pids: list[int], database: str) -> None:
+        self.pids, self.database = pids, database
+
+    def __enter__(self) -> CpuMeter:
+        self.backends = database_backends(self.database)
+        self.start = (cpu_seconds(self.pids), cpu_seconds(self.backends))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process_s = cpu_seconds(self.pids) - self.start[0]
+        self.postgres_s = cpu_seconds(self.backends) - self.start[1]

@@ -1,18 +1,31 @@
 """The Ninja API object at /api/v1/: routers of each app, the error shape, orjson rendering."""
 
 import logging
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
 from accounts.auth import jwt_auth
+from config import openapi
 from config.errors import error_response, exception_to_response, status_code_name
 from config.renderers import NinjaORJSONRenderer
 
 logger = logging.getLogger(__name__)
 
-api = NinjaAPI(
+
+class FramewiseAPI(NinjaAPI):
+    """Ninja's API whose OpenAPI document also describes the DRF accounts endpoints and the error shape."""
+
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        return openapi.merged(super().get_openapi_schema(**kwargs))
+
+    def get_openapi_operation_id(self, operation: Any) -> str:
+        return operation.view_func.__name__  # STYLE rule 5: <verb>_<entity>
+
+
+api = FramewiseAPI(
     title="Framewise API",
     version="1",
     description="Video object-detection validation. Errors: {error, message, details}.",
@@ -53,3 +66,4 @@ def on_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 
 api.add_router("", "videos.api.router")
+api.add_router("", "analytics.api.router")

@@ -1,17 +1,25 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels, one application."""
 
 import os
+from typing import Any
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from config.handler import LeanASGIHandler  # noqa: E402
+
+django_asgi_app = LeanASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.http import HttpRequest, HttpResponseBase  # noqa: E402
 
+from config.compression import compress_response  # noqa: E402
 from config.dramatiq import start_embedded_worker  # noqa: E402
+from config.hopfree import SecurityMiddleware, XFrameOptionsMiddleware  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -32,12 +40,26 @@ def _stop_twisted_form_parsing() -> None:
     daphne_http.WebRequest = NoFormParseRequest  # type: ignore[misc]
 
 
+class StaticFilesHandler(ASGIStaticFilesHandler):
+    """/static/ is answered before the middleware stack runs: add its security headers and compression."""
+
+    def __init__(self, application: Any) -> None:
+        super().__init__(application)
+        self.header_middleware = (SecurityMiddleware(application), XFrameOptionsMiddleware(application))
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        response = await super().get_response_async(request)
+        for middleware in self.header_middleware:
+            response = middleware.process_response(request, response)
+        return compress_response(request, response)
+
+
 _stop_twisted_form_parsing()
 start_embedded_worker()
 
 application = ProtocolTypeRouter(
     {
-        "http": ASGIStaticFilesHandler(django_asgi_app),
+        "http": StaticFilesHandler(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

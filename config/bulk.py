@@ -1,21 +1,140 @@
-"""Bulk inserts: one COPY on PostgreSQL, batched INSERTs elsewhere."""
+"""Bulk rows in and out: binary COPY and array aggregates on PostgreSQL, batched ORM calls elsewhere."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import psycopg
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 
 BATCH_SIZE = 2000
+# PostgreSQL binary formats of the fixed-width column types NumPy can read or write directly.
+_FIXED = {"smallint": ">i2", "integer": ">i4", "bigint": ">i8", "real": ">f4", "double precision": ">f8"}
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+_PGCOPY_TRAILER = b"\xff\xff"
+_ARRAY_HEADER = 20  # array_send of a one-dimensional array: ndim, has-nulls, element oid, length, lower bound
+
+
+def _db_types(model: type[Model], columns: Sequence[str]) -> list[str]:
+    """PostgreSQL type names (no modifiers) of `columns`, attnames such as `video_id` included."""
+    return [model._meta.get_field(c).db_type(connection).split("(")[0] for c in columns]  # type: ignore[union-attr]
+
+
+def _columns_sql(model: type[Model], columns: Sequence[str]) -> str:
+    return ", ".join(model._meta.get_field(c).column for c in columns)  # type: ignore[union-attr]
 
 
 def bulk_insert(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Insert `rows` (tuples in `columns` order, attnames such as `video_id`) in the caller's transaction."""
+    """Insert `rows` (tuples in `columns` order, attnames such as `video_id`) in the caller's transaction.
+
+    PostgreSQL: one binary COPY (psycopg's C dumpers, no float-to-text formatting on either side)."""
     if connection.vendor == "postgresql":
-        db_columns = ", ".join(model._meta.get_field(c).column for c in columns)
-        sql = f"COPY {model._meta.db_table} ({db_columns}) FROM STDIN"
+        sql = f"COPY {model._meta.db_table} ({_columns_sql(model, columns)}) FROM STDIN (FORMAT BINARY)"
         with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            copy.set_types(_db_types(model, columns))
             for row in rows:
                 copy.write_row(row)
         return
     model.objects.bulk_create((model(**dict(zip(columns, row, strict=True))) for row in rows), batch_size=BATCH_SIZE)
+
+
+def bulk_insert_arrays(model: type[Model], arrays: Mapping[str, np.ndarray | Sequence[str]]) -> None:
+    """Insert one row per element of equal-length columns: NumPy arrays of fixed-width values (numbers, `S<n>`
+    bytes) or sequences of `str` (text of any length).
+
+    PostgreSQL: the binary COPY stream is laid out by NumPy as one structured array, so no Python object is
+    made per row; a text column gets a field as wide as its longest value, and the padding is cut out after."""
+    columns = list(arrays)
+    n = len(next(iter(arrays.values())))
+    if connection.vendor != "postgresql":
+        values = [_python_values(a) for a in arrays.values()]
+        bulk_insert(model, columns, zip(*values, strict=True))
+        return
+    fixed = {c: a for c, a in arrays.items() if isinstance(a, np.ndarray)}
+    text = {c: _encode_text(a) for c, a in arrays.items() if not isinstance(a, np.ndarray)}
+    layout: list[tuple[str, str]] = [("fields", ">i2")]
+    for i, (column, db_type) in enumerate(zip(columns, _db_types(model, columns), strict=True)):
+        kind = text[column][0].dtype if column in text else fixed[column].dtype
+        layout += [(f"len{i}", ">i4"), (f"v{i}", kind.str if kind.kind == "S" else _FIXED[db_type])]
+    records = np.empty(n, dtype=np.dtype(layout))
+    records["fields"] = len(columns)
+    for i, column in enumerate(columns):
+        values, lengths = text.get(column, (fixed.get(column), None))
+        records[f"len{i}"] = records.dtype[f"v{i}"].itemsize if lengths is None else lengths
+        records[f"v{i}"] = values
+    data = records.view(np.uint8).reshape(n, records.dtype.itemsize)
+    if text:
+        keep = np.ones(data.shape, dtype=bool)
+        for i, column in enumerate(columns):
+            if column in text:
+                offset, width = records.dtype.fields[f"v{i}"][1], records.dtype[f"v{i}"].itemsize
+                keep[:, offset : offset + width] = np.arange(width) < text[column][1][:, None]
+        data = data[keep]
+    sql = f"COPY {model._meta.db_table} ({_columns_sql(model, columns)}) FROM STDIN (FORMAT BINARY)"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        copy.write(_PGCOPY_HEADER)
+        copy.write(np.ascontiguousarray(data).data)
+        copy.write(_PGCOPY_TRAILER)
+
+
+def _encode_text(values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 `values` as a fixed-width `S<n>` array and their byte lengths; each distinct value is encoded
+    once (columns such as labels repeat a few values)."""
+    lookup: dict[str, int] = {}
+    codes = np.fromiter((lookup.setdefault(v, len(lookup)) for v in values), dtype=np.intp, count=len(values))
+    encoded = [v.encode() for v in lookup]
+    table = np.array(encoded or [b""], dtype=f"S{max(map(len, encoded), default=1) or 1}")
+    return table[codes], np.array([len(b) for b in encoded] or [0], dtype=np.int32)[codes]
+
+
+def _python_values(column: np.ndarray | Sequence[str]) -> list[Any]:
+    if not isinstance(column, np.ndarray):
+        return list(column)
+    return column.astype(str).tolist() if column.dtype.kind == "S" else column.tolist()
+
+
+def fetch_arrays(queryset: QuerySet[Any], columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """`columns` of every row of `queryset` as NumPy arrays (numbers as int64/float64, text as str).
+
+    PostgreSQL: one query aggregating each column into an array; numeric arrays arrive in binary
+    (`array_send`) and are read by NumPy in place, so no Python object is made per value."""
+    model = queryset.model
+    if connection.vendor != "postgresql":
+        rows = list(queryset.values_list(*columns))
+        values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+        types = _sqlite_dtypes(model, columns)
+        return {c: np.array(v, dtype=t) for c, v, t in zip(columns, values, types, strict=True)}
+    inner, params = queryset.values_list(*columns).query.sql_with_params()
+    db_types = _db_types(model, columns)
+    aggregates = ", ".join(
+        f"array_send(array_agg(q.c{i}))" if t in _FIXED else f"array_agg(q.c{i})" for i, t in enumerate(db_types)
+    )
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    connection.ensure_connection()
+    # Django's cursors bind parameters client-side, which cannot fetch binary results; this one shares the
+    # connection and so the caller's transaction.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(f"SELECT {aggregates} FROM ({inner}) AS q ({aliases})", params, binary=True)  # noqa: S608
+        row = cursor.fetchone()
+    assert row is not None  # an aggregate query always returns one row
+    out = {}
+    for column, db_type, value in zip(columns, db_types, row, strict=True):
+        if db_type not in _FIXED:
+            out[column] = np.array(value or [], dtype=str)
+            continue
+        wide = np.float64 if _FIXED[db_type][1] == "f" else np.int64
+        if value is None:  # no rows: array_agg gives NULL
+            out[column] = np.array([], dtype=wide)
+            continue
+        if int.from_bytes(value[4:8], "big"):
+            raise ValueError(f"fetch_arrays: column {column!r} holds NULLs")
+        # Each element is its int4 length followed by its big-endian value.
+        pairs = np.frombuffer(value, dtype=[("len", ">i4"), ("v", _FIXED[db_type])], offset=_ARRAY_HEADER)
+        out[column] = pairs["v"].astype(wide)
+    return out
+
+
+def _sqlite_dtypes(model: type[Model], columns: Sequence[str]) -> list[Any]:
+    kinds = {"FloatField": np.float64, "CharField": str, "TextField": str}
+    return [kinds.get(model._meta.get_field(c).get_internal_type(), np.int64) for c in columns]

@@ -4,7 +4,10 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
+from django.db import InterfaceError as DjangoInterfaceError
+from django.db import OperationalError as DjangoOperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf_exc
 from rest_framework.response import Response
@@ -194,10 +197,26 @@ def handler500(request: HttpRequest) -> HttpResponse:
     return error_response(500, message="An internal error occurred.")
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """A lost, killed or refused database connection, or no pooled connection in time: transient, so 503."""
+    return isinstance(
+        exc, (DjangoOperationalError, DjangoInterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+    )
+
+
+def database_unavailable_response() -> HttpResponse:
+    return error_response(
+        503, "service_unavailable", "The database is unavailable; retry shortly.", headers={"Retry-After": "1"}
+    )
+
+
 def exception_to_response(exc: Exception) -> HttpResponse | None:
     """Map framework exceptions that Ninja does not know to the error shape."""
     if isinstance(exc, ApiError):
         return api_error_response(exc)
+    if database_unavailable(exc):
+        logger.warning("database unavailable", exc_info=exc)
+        return database_unavailable_response()
     if isinstance(exc, Http404):
         return error_response(404)
     if isinstance(exc, PermissionDenied):

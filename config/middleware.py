@@ -1,5 +1,6 @@
-"""Async-only middleware: request context, the error shape, rate limits."""
+"""Async-only middleware: request context, the error shape, rate limits, timeouts, CSP on HTML."""
 
+import asyncio
 import logging
 import re
 import time
@@ -7,11 +8,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import markcoroutinefunction
+from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from accounts.auth import bearer_user
 from config import throttling
-from config.errors import error_response
+from config.errors import database_unavailable, database_unavailable_response, error_response
 from config.logging import request_id_var
 
 logger = logging.getLogger("framewise.request")
@@ -35,8 +37,6 @@ class RequestContextMiddleware(AsyncMiddleware):
     """X-Request-ID (echoed when safe, else generated), X-Process-Time, slow-request log."""
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        from django.conf import settings
-
         started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
@@ -83,13 +83,18 @@ class ErrorShapeMiddleware(AsyncMiddleware):
             return shaped
         return response
 
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
+        """Views outside Ninja (DRF, plain Django) that lose the database answer 503, not 500."""
+        if database_unavailable(exception) and not request.path.startswith(_PASSTHROUGH):
+            logger.warning("database unavailable", exc_info=exception)
+            return database_unavailable_response()
+        return None
+
 
 class RateLimitMiddleware(AsyncMiddleware):
     """Scoped limits per user (from the bearer token) else per client IP; RateLimit-* headers."""
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        from django.conf import settings
-
         scope = throttling.scope_for(request) if settings.RATE_LIMIT_ENABLED else None
         if scope is None:
             return await self.get_response(request)
@@ -108,4 +113,56 @@ class RateLimitMiddleware(AsyncMiddleware):
         response = await self.get_response(request)
         for key, value in verdict.headers().items():
             response[key] = value
+        return response
+
+
+# (method, path pattern) answered without REQUEST_TIMEOUT_S: they have their own bounds (body size,
+# row count, the long poll's 30 s cap). Streamed bodies are exempt by construction: the limit covers
+# producing the response, not sending it.
+TIMEOUT_EXEMPT: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("POST", re.compile(r"^/api/v1/projects/[^/]+/videos$")),  # upload
+    ("POST", re.compile(r"^/api/v1/test-sessions/[^/]+/detections$")),  # bulk detections
+    ("POST", re.compile(r"^/api/v1/users/bulk$")),  # bulk user import
+    ("GET", re.compile(r"^/api/v1/videos/[^/]+/status$")),  # long poll
+)
+
+
+def timeout_exempt(request: HttpRequest) -> bool:
+    return any(request.method == method and pattern.match(request.path) for method, pattern in TIMEOUT_EXEMPT)
+
+
+class TimeoutMiddleware(AsyncMiddleware):
+    """504 `request_timeout` after REQUEST_TIMEOUT_S, cancelling the rest of the stack and the view.
+
+    Cancellation stops the work on the event loop at its next await; a thread hop already running
+    (a sync service) finishes in its thread and its result is dropped, which is why the bulk writes
+    are exempt rather than answered 504 while they commit."""
+
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        limit = settings.REQUEST_TIMEOUT_S
+        if limit <= 0 or timeout_exempt(request):
+            return await self.get_response(request)
+        try:
+            async with asyncio.timeout(limit) as deadline:
+                return await self.get_response(request)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # A TimeoutError of the view's own, not ours.
+        logger.warning("request timeout", extra={"method": request.method, "path": request.path, "timeout_s": limit})
+        return error_response(
+            504,
+            message=f"The request took longer than {limit:g} s and was cancelled.",
+            details={"timeout_s": limit},
+        )
+
+
+class ContentSecurityPolicyMiddleware(AsyncMiddleware):
+    """CONTENT_SECURITY_POLICY on HTML responses (admin, API docs, pages) that do not set their own."""
+
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = await self.get_response(request)
+        if response.get("Content-Type", "").startswith("text/html") and not response.has_header(
+            "Content-Security-Policy"
+        ):
+            response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY
         return response

@@ -36,7 +36,7 @@ LARGE_PAGE = PageSpec(default_size=1000, max_size=5000)
 class PagePlan:
     """A parsed page request: the queryset slice to run and how to read its rows."""
 
-    queryset: QuerySet[Any]
+    queryset: QuerySet[Any] | None  # None when the page's SQL runs outside the ORM (config.adb)
     ordering: tuple[str, ...]
     size: int
     backwards: bool
@@ -92,6 +92,33 @@ def _reverse(ordering: Sequence[str]) -> list[str]:
     return [f[1:] if f.startswith("-") else f"-{f}" for f in ordering]
 
 
+def parse_cursor(request: HttpRequest, model: type[Model], ordering: Sequence[str]) -> tuple[list[Any] | None, bool]:
+    """The request's cursor as typed ordering values (None without a cursor) and its direction."""
+    cursor = request.GET.get("cursor")
+    if not cursor:
+        return None, False
+    values, backwards = _decode(cursor)
+    if len(values) != len(ordering):
+        raise ValidationFailed("Invalid cursor.", details={"field": "cursor"})
+    try:
+        values = [model._meta.get_field(f.lstrip("-")).to_python(v) for f, v in zip(ordering, values, strict=True)]
+    except (DjangoValidationError, TypeError, ValueError) as exc:
+        raise ValidationFailed("Invalid cursor.", details={"field": "cursor"}) from exc
+    if any(v is None or (isinstance(v, str) and "\x00" in v) for v in values):
+        raise ValidationFailed("Invalid cursor.", details={"field": "cursor"})
+    return values, backwards
+
+
+def page_queryset(
+    queryset: QuerySet[Any], ordering: Sequence[str], size: int, after: Sequence[Any] | None, backwards: bool
+) -> QuerySet[Any]:
+    """The one query of a page: rows after the cursor values (if any), in page order, one extra to see more."""
+    if after is not None:
+        queryset = queryset.filter(_after(ordering, after, backwards))
+    order = _reverse(ordering) if backwards else list(ordering)
+    return queryset.order_by(*order)[: size + 1]
+
+
 def plan_page(
     request: HttpRequest,
     queryset: QuerySet[Any],
@@ -100,27 +127,13 @@ def plan_page(
 ) -> PagePlan:
     """Parse `cursor`/`page_size` and build the one query for this page (not run yet)."""
     size = parse_page_size(request, spec)
-    cursor = request.GET.get("cursor")
-    backwards = False
-    if cursor:
-        values, backwards = _decode(cursor)
-        if len(values) != len(ordering):
-            raise ValidationFailed("Invalid cursor.", details={"field": "cursor"})
-        model = queryset.model
-        try:
-            values = [model._meta.get_field(f.lstrip("-")).to_python(v) for f, v in zip(ordering, values, strict=True)]
-        except (DjangoValidationError, TypeError, ValueError) as exc:
-            raise ValidationFailed("Invalid cursor.", details={"field": "cursor"}) from exc
-        if any(v is None or (isinstance(v, str) and "\x00" in v) for v in values):
-            raise ValidationFailed("Invalid cursor.", details={"field": "cursor"})
-        queryset = queryset.filter(_after(ordering, values, backwards))
-    order = _reverse(ordering) if backwards else list(ordering)
+    values, backwards = parse_cursor(request, queryset.model, ordering)
     return PagePlan(
-        queryset=queryset.order_by(*order)[: size + 1],
+        queryset=page_queryset(queryset, ordering, size, values, backwards),
         ordering=tuple(ordering),
         size=size,
         backwards=backwards,
-        has_cursor=bool(cursor),
+        has_cursor=values is not None,
         request=request,
     )
 
@@ -156,6 +169,12 @@ def build_page(plan: PagePlan, rows: list[Any], serialize: Callable[[Any], Any] 
     return {"results": results, "next": next_url, "previous": previous_url}
 
 
+def queryset_of(plan: PagePlan) -> QuerySet[Any]:
+    if plan.queryset is None:
+        raise TypeError("This page plan has no queryset.")
+    return plan.queryset
+
+
 def paginate(
     request: HttpRequest,
     queryset: QuerySet[Any],
@@ -165,7 +184,7 @@ def paginate(
 ) -> dict[str, Any]:
     """Sync: one query for the page."""
     plan = plan_page(request, queryset, ordering, spec)
-    return build_page(plan, list(plan.queryset), serialize)
+    return build_page(plan, list(queryset_of(plan)), serialize)
 
 
 async def apaginate(
@@ -177,7 +196,7 @@ async def apaginate(
 ) -> dict[str, Any]:
     """Async: one query for the page, through the async ORM."""
     plan = plan_page(request, queryset, ordering, spec)
-    rows: list[Model] = [row async for row in plan.queryset]
+    rows: list[Model] = [row async for row in queryset_of(plan)]
     return build_page(plan, rows, serialize)
 
 

@@ -105,8 +105,8 @@ class GroundTruthBoxAdmin(admin.ModelAdmin):
 
 @admin.register(DetectionEvent)
 class DetectionEventAdmin(admin.ModelAdmin):
-    list_display = ("id", "test_session", "frame", "label", "confidence", "validation_result", "iou")
-    list_filter = ("validation_result",)
-    list_select_related = ("test_session",)
+    list_display = ("id", "test_session", "frame", "label", "confidence", "result__validation_result", "result__iou")
+    list_filter = ("result__validation_result",)
+    list_select_related = ("test_session", "result")
     raw_id_fields = ("test_session", "video")
     show_full_result_count = False

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Query, Router, Status
 
 from accounts.auth import bearer_user
+from config import adb, cache
 from config.errors import NotFound, PayloadTooLarge, ValidationFailed
 from config.pagination import LARGE_PAGE, apaginate, page_list
 from videos import detections, media, progress, reports, selectors, services
@@ -25,6 +26,7 @@ from videos.schemas import (
     TestSessionPage,
     VideoOut,
     VideoPage,
+    VideoSearchFilters,
     VideoStatusOut,
 )
 from videos.storage import check_media_signature, parse_video_upload
@@ -99,14 +101,35 @@ async def upload_video(request: HttpRequest, project_id: int):
 async def list_videos(
     request: HttpRequest, project_id: int, status: str | None = None, ground_truth_generated: bool | None = None
 ):
+    if adb.enabled(request):
+        filters = {"status": status, "ground_truth_generated": ground_truth_generated}
+        page = await selectors.video_page_fast(request, user=request.auth, project_id=project_id, **filters)
+        if page is not None:
+            return media.json_response(page)
     await selectors.project_get_for_user(user=request.auth, project_id=project_id)
     queryset = selectors.video_list(project_id=project_id, status=status, ground_truth_generated=ground_truth_generated)
-    return await apaginate(request, queryset, selectors.VIDEO_ORDERING, lambda v: selectors.video_to_dict(v, request))
+    serialize = lambda v: selectors.video_to_dict(v, request)  # noqa: E731
+    return media.json_response(await apaginate(request, queryset, selectors.VIDEO_ORDERING, serialize))
+
+
+@router.get("/videos", response=VideoPage, tags=["videos"])
+async def search_videos(request: HttpRequest, filters: Query[VideoSearchFilters]):
+    """The caller's videos across projects (staff: all), newest first; `search` matches the original name.
+    Pages are cached under the caller's version key, so any write to their projects shows at once."""
+    user, fast = request.auth, adb.enabled(request)
+    body = await cache.search_page(
+        user_id=user.id,
+        is_staff=user.is_staff,
+        params=request.get_host() + request.get_full_path(),
+        compute=lambda: selectors.video_search_page(request, user=user, fast=fast, **filters.dict()),
+    )
+    return HttpResponse(body, content_type="application/json")
 
 
 @router.get("/videos/{video_id}", response=VideoOut, tags=["videos"])
 async def get_video(request: HttpRequest, video_id: int):
-    video = await selectors.video_get_for_user(user=request.auth, video_id=video_id)
+    get = selectors.video_get_for_user_fast if adb.enabled(request) else selectors.video_get_for_user
+    video = await get(user=request.auth, video_id=video_id)
     etag = media.video_etag(video)
     if media.etag_matches(request, etag):
         return media.not_modified(etag)
@@ -168,11 +191,15 @@ async def delete_video(request: HttpRequest, video_id: int):
 
 @router.get("/videos/{video_id}/ground-truth", response=GroundTruthPage, tags=["videos"])
 async def list_ground_truth(request: HttpRequest, video_id: int, format: str | None = None):
+    if format != "jsonl" and adb.enabled(request):
+        page = await selectors.ground_truth_page_fast(request, user=request.auth, video_id=video_id)
+        if page is not None:
+            return media.json_response(page)
     await selectors.video_get_for_user(user=request.auth, video_id=video_id)
     queryset = selectors.ground_truth_list(video_id=video_id)
     if format == "jsonl":
         return media.jsonl_response(queryset.order_by(*selectors.GROUND_TRUTH_ORDERING))
-    return await apaginate(request, queryset, selectors.GROUND_TRUTH_ORDERING, spec=LARGE_PAGE)
+    return media.json_response(await apaginate(request, queryset, selectors.GROUND_TRUTH_ORDERING, spec=LARGE_PAGE))
 
 
 # --- Test sessions -----------------------------------------------------------------
@@ -201,9 +228,7 @@ def _ingest(request: HttpRequest, session: Any) -> int:
     if len(body) > detections.MAX_BODY_BYTES:
         raise PayloadTooLarge(f"At most {detections.MAX_BODY_BYTES} bytes of detections per request.")
     jsonl = request.content_type in ("application/jsonl", "application/x-ndjson", "application/json-lines")
-    rows = detections.parse_body(body, jsonl=jsonl)
-    del body
-    return services.detections_ingest(session=session, rows=rows)
+    return services.detections_ingest(session=session, body=body, jsonl=jsonl)
 
 
 _DETECTIONS_BODY = {

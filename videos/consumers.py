@@ -1,6 +1,8 @@
 """Live progress over WebSockets: snapshot on (re)connect, then progress messages; ping → pong."""
 
 import asyncio
+import contextlib
+import logging
 import threading
 from collections import Counter
 from typing import Any
@@ -8,16 +10,21 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from accounts.auth import user_from_access_token
 from config.errors import NotFound
+from config.metrics import WEBSOCKETS_OPEN
 from config.redis import async_redis
 from videos import progress, selectors
+
+logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4096
 IDLE_TIMEOUT_S = 60.0  # No client message (a ping will do) for this long closes the socket.
 MAX_SOCKETS_PER_USER = 20
 _SLOT_TTL_S = 3600
+REDIS_DOWN = (RedisError, OSError)  # slots and the channel layer live in Redis
 
 
 class _LocalSlots:
@@ -52,9 +59,20 @@ class ProgressConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
     user_id: Any = None
     idle_task: asyncio.Task[None] | None = None
+    counted = False  # Whether this socket is in WEBSOCKETS_OPEN (decremented exactly once).
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Redis going away fails the channel layer's receive and ends the socket: the client reconnects and
+        gets a fresh snapshot, so this is logged as a warning, not an application crash."""
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_DOWN:
+            logger.warning("channel layer unavailable: socket closed")
 
     async def connect(self) -> None:
         await self.accept()  # Accept first so the close code reaches the browser.
+        WEBSOCKETS_OPEN.inc()
+        self.counted = True
         progress.remember_receiver_loop()
         query = parse_qs(self.scope.get("query_string", b"").decode())
         user = user_from_access_token((query.get("token") or [""])[0])
@@ -74,13 +92,17 @@ class ProgressConsumer(AsyncJsonWebsocketConsumer):
         except NotFound:
             await self.close(code=4404)
             return
-        if await _change_slots(user.id, 1) > MAX_SOCKETS_PER_USER:
-            await _change_slots(user.id, -1)
-            self.group = None
-            await self.close(code=4429)
+        try:
+            if await _change_slots(user.id, 1) > MAX_SOCKETS_PER_USER:
+                await _change_slots(user.id, -1)
+                self.group = None
+                await self.close(code=4429)
+                return
+            self.user_id = user.id
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except REDIS_DOWN:
+            await self.close(code=1013)  # Try Again Later: the client reconnects and gets its snapshot then
             return
-        self.user_id = user.id
-        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.send_json({"type": "snapshot", **snapshot})
         self.idle_task = asyncio.ensure_future(self._idle_watchdog())
 
@@ -109,10 +131,14 @@ class ProgressConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(event["payload"])
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            WEBSOCKETS_OPEN.dec()
+            self.counted = False
         if self.idle_task is not None:
             self.idle_task.cancel()
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-        if self.user_id is not None:
-            await _change_slots(self.user_id, -1)
-            self.user_id = None
+        with contextlib.suppress(*REDIS_DOWN):  # a group or slot left in Redis expires on its own
+            if self.group is not None:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            if self.user_id is not None:
+                await _change_slots(self.user_id, -1)
+        self.user_id = None

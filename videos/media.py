@@ -5,9 +5,10 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 
 from config.errors import error_response
 from config.renderers import dumps
@@ -20,6 +21,13 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 def render_json(data: Any) -> bytes:
     return dumps(data)
+
+
+def json_response(data: Any) -> HttpResponse:
+    """A hot read's body straight from the dicts its selector built. Returning them to Ninja instead would
+    re-validate every field through the response schema (about half a list page's CPU, bench/bench_http.py);
+    tests/videos/test_response_shapes.py checks these bodies against those schemas."""
+    return HttpResponse(dumps(data), content_type="application/json")
 
 
 def video_etag(video: Video) -> str:
@@ -77,13 +85,28 @@ async def _file_chunks(name: str, start: int, length: int) -> AsyncIterator[byte
         await asyncio.to_thread(handle.close)
 
 
+async def _redirect_to_storage(name: str) -> HttpResponse:
+    """302 to the storage's own short-lived URL (a presigned S3 GET).
+
+    The object store then answers Range (206/416) and conditional requests itself and web processes carry
+    no media bytes. Streaming S3 through storage.open() is no option: django-storages' S3File downloads the
+    whole object on the first read, so every Range request of a playing video would fetch all of it.
+    """
+    response = HttpResponseRedirect(await asyncio.to_thread(default_storage.url, name))
+    response["Cache-Control"] = "private, no-store"  # The target expires (AWS_QUERYSTRING_EXPIRE).
+    return response
+
+
 async def serve_file(request: HttpRequest, name: str, content_type: str, etag: str) -> HttpResponse:
-    """Stream a stored file with ETag/304 and single-range support (206/416); content is immutable per name."""
+    """Stream a stored file with ETag/304 and single-range support (206/416), or redirect to the storage
+    (MEDIA_REDIRECT); content is immutable per name."""
     cache_control = "private, max-age=31536000, immutable"
     if etag_matches(request, etag):
         response = not_modified(etag)
         response["Cache-Control"] = cache_control
         return response
+    if settings.MEDIA_REDIRECT:
+        return await _redirect_to_storage(name)
     size = await asyncio.to_thread(default_storage.size, name)
     status, start, end = 200, 0, size - 1
     if "Range" in request.headers:

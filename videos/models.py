@@ -62,6 +62,9 @@ class Video(models.Model):
             models.Index(
                 fields=["project", "ground_truth_generated", "-created_at", "-id"], name="video_project_gt_idx"
             ),
+            # Staff-wide lists and search pages (GET /videos): newest first over every project, or one status.
+            models.Index(fields=["-created_at", "-id"], name="video_created_idx"),
+            models.Index(fields=["status", "-created_at", "-id"], name="video_status_created_idx"),
             models.Index(
                 fields=["updated_at"],
                 name="video_unfinished_idx",
@@ -140,6 +143,8 @@ class ProcessingJob(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["state", "priority", "created_at"], name="job_state_priority_idx"),
+            # Jobs by state and kind for /metrics: an index-only scan, no heap reads.
+            models.Index(fields=["state", "kind"], name="job_state_kind_idx"),
             models.Index(
                 fields=["created_at"], name="job_active_created_idx", condition=Q(state__in=["pending", "running"])
             ),
@@ -185,11 +190,14 @@ class DetectionEvent(models.Model):
         TP = "TP"
         FP = "FP"
 
-    # Both keys lead a composite index below; separate FK indexes would only slow COPY and write-back.
-    test_session = models.ForeignKey(TestSession, on_delete=models.CASCADE, related_name="detections", db_index=False)
-    # Denormalised from the session so a video's detections are one index range in timestamp order. No
-    # database constraint: the session's key (checked) already fixes it, and the second check per row cost
-    # ~40% of ingest time (bench/bench_sessions.py). Deletes still cascade through the ORM.
+    # Neither key has a database constraint: each check runs once per row at commit and cost ~40% of bulk
+    # ingest time each (bench/bench_sessions.py). Integrity holds by locking instead: ingest inserts under
+    # the session's row lock, and deletes lock the sessions first (services.lock_sessions) and cascade
+    # through the ORM. Both keys lead composite indexes below, so no separate FK indexes either.
+    test_session = models.ForeignKey(
+        TestSession, on_delete=models.CASCADE, related_name="detections", db_index=False, db_constraint=False
+    )
+    # Denormalised from the session so a video's detections are one index range in timestamp order.
     video = models.ForeignKey(
         Video, on_delete=models.CASCADE, related_name="detections", db_index=False, db_constraint=False
     )
@@ -201,15 +209,34 @@ class DetectionEvent(models.Model):
     y = models.FloatField()
     w = models.FloatField()
     h = models.FloatField()
-    validation_result = models.CharField(max_length=2, choices=Result.choices, null=True, blank=True)
-    iou = models.FloatField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["test_session", "timestamp_ms", "id"], name="det_session_ts_idx"),
-            models.Index(fields=["test_session", "validation_result"], name="det_session_result_idx"),
             models.Index(fields=["video", "timestamp_ms", "id"], name="det_video_ts_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.label} {self.confidence:.2f} @ frame {self.frame}"
+
+
+class DetectionResult(models.Model):
+    """A scored detection's `validation_result` and `iou`, in a narrow table of its own: the scoring job
+    COPYs these rows in, where updating every detection row rewrote each wide tuple and all its indexes
+    (4x slower, bench/bench_sessions.py). Readers LEFT JOIN it; an unscored detection has no row."""
+
+    detection = models.OneToOneField(
+        DetectionEvent, on_delete=models.DO_NOTHING, primary_key=True, related_name="result", db_constraint=False
+    )
+    # Cascades (and re-scoring replaces) by session; no per-row constraint check, as for the detections.
+    test_session = models.ForeignKey(
+        TestSession, on_delete=models.CASCADE, related_name="results", db_index=False, db_constraint=False
+    )
+    validation_result = models.CharField(max_length=2, choices=DetectionEvent.Result.choices)
+    iou = models.FloatField()
+    # Deletes by session (re-scoring, cascade) find their rows through an index on test_session_id made by
+    # migration 0006: BRIN on PostgreSQL, where a btree cost ~40% of the write-back COPY and rows arrive in
+    # one batch per session, so block ranges stay narrow; a plain index elsewhere.
+
+    def __str__(self) -> str:
+        return f"{self.validation_result} (IoU {self.iou:.2f}) for detection {self.detection_id}"

@@ -14,24 +14,30 @@ from datetime import timedelta
 import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from config.bulk import bulk_insert
+from config import cache
+from config.bulk import bulk_insert, bulk_insert_arrays, fetch_arrays
 from videos import scoring, vision
-from videos.models import DetectionEvent, GroundTruthBox, ProcessingJob, TestSession, Video
+from videos.models import DetectionEvent, DetectionResult, GroundTruthBox, ProcessingJob, TestSession, Video
 from videos.progress import publish_session, publish_video
+from videos.services import lock_sessions
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-LEASE_S = 60  # A running job whose heartbeat is older than this is presumed dead.
+# A running job whose heartbeat is older than this is presumed dead. The environment overrides here let the
+# reliability suite (tests/reliability) run real workers with short leases and small decoder limits.
+LEASE_S = int(os.environ.get("JOB_LEASE_S", "60"))
 PROGRESS_INTERVAL_S = 0.25  # At most ~4 progress writes/messages per second.
 GT_STRIDE = int(os.environ.get("GT_STRIDE", "1"))
-DECODE_CPU_S = 600
-DECODE_MEMORY_BYTES = 2 * 1024**3
-DECODE_WALL_S = 900.0
+DECODE_CPU_S = int(os.environ.get("DECODE_CPU_S", "600"))
+DECODE_MEMORY_BYTES = int(os.environ.get("DECODE_MEMORY_BYTES", str(2 * 1024**3)))
+DECODE_WALL_S = float(os.environ.get("DECODE_WALL_S", "900"))
+GT_COLUMNS = ("frame", "label", "x", "y", "w", "h")
+DETECTION_COLUMNS = ("id", "frame", "label", "confidence", "x", "y", "w", "h")
 
 
 def job_claim(*, job_id: int) -> ProcessingJob | None:
@@ -72,6 +78,7 @@ def _fail(job: ProcessingJob, error: str) -> None:
             status=TestSession.Status.FAILED,
             progress=100,
         )
+    cache.project_changed(job.video.project_id, job.video.project.owner_id)
 
 
 def _retry_or_fail(job: ProcessingJob, exc: Exception) -> None:
@@ -137,6 +144,7 @@ def process_video_job(*, job_id: int) -> None:
     progress = _Progress(job)
     try:
         progress.set("probing", 1, force=True)
+        cache.project_changed(video.project_id, video.project.owner_id)  # queued → processing
         with local_copy(video.file.name) as path:
             limits = {"cpu_seconds": 60, "memory_bytes": DECODE_MEMORY_BYTES, "wall_seconds": 120.0}
             meta = vision.run_limited(vision.probe, path, **limits)
@@ -182,6 +190,7 @@ def process_video_job(*, job_id: int) -> None:
             ground_truth_generated=True,
             updated_at=now,
         )
+        cache.project_changed(video.project_id, video.project.owner_id)
         ProcessingJob.objects.filter(pk=job.pk).update(
             state=ProcessingJob.State.SUCCEEDED, finished_at=now, heartbeat_at=now, last_error=""
         )
@@ -206,29 +215,20 @@ def requeue_stale_jobs(*, older_than_s: int = LEASE_S) -> int:
 
 
 def write_back_results(session_id: int, ids: np.ndarray, is_tp: np.ndarray, iou: np.ndarray) -> None:
-    """Store each detection's TP/FP and IoU in bulk: COPY into a temporary table + one UPDATE on PostgreSQL."""
-    results = np.where(is_tp, "TP", "FP")
-    if connection.vendor == "postgresql":
-        table = DetectionEvent._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TABLE IF EXISTS pg_temp.score_results")
-            cursor.execute(
-                "CREATE TEMP TABLE score_results (id bigint, result varchar(2), iou double precision) ON COMMIT DROP"
-            )
-            with cursor.cursor.copy("COPY score_results (id, result, iou) FROM STDIN") as copy:
-                for row in zip(ids.tolist(), results.tolist(), iou.tolist(), strict=True):
-                    copy.write_row(row)
-            cursor.execute(
-                f"UPDATE {table} d SET validation_result = r.result, iou = r.iou FROM score_results r "  # noqa: S608
-                f"WHERE d.id = r.id AND d.test_session_id = %s",
-                [session_id],
-            )
-        return
-    objs = [
-        DetectionEvent(pk=i, validation_result=r, iou=v)
-        for i, r, v in zip(ids.tolist(), results.tolist(), iou.tolist(), strict=True)
-    ]
-    DetectionEvent.objects.bulk_update(objs, ["validation_result", "iou"], batch_size=2000)
+    """Replace the session's stored results with one row per detection, in the caller's transaction: a
+    binary COPY laid out by NumPy into the narrow results table (batched INSERTs off PostgreSQL). Deleting
+    first makes a retry replace a partial or earlier output."""
+    DetectionResult.objects.filter(test_session_id=session_id).delete()
+    order = np.argsort(ids, kind="stable")  # ascending keys append to the primary-key index
+    bulk_insert_arrays(
+        DetectionResult,
+        {
+            "detection_id": ids[order],
+            "test_session_id": np.full(ids.size, session_id, dtype=np.int64),
+            "validation_result": np.where(is_tp[order], b"TP", b"FP"),
+            "iou": iou[order],
+        },
+    )
 
 
 def score_session_job(*, job_id: int) -> None:
@@ -249,32 +249,26 @@ def _score(job: ProcessingJob) -> None:
         publish_session, video_id=job.video_id, project_id=job.video.project_id, session_id=session.pk
     )
     notify(status=TestSession.Status.SCORING, progress=0)
-    gt = np.array(
-        GroundTruthBox.objects.filter(video_id=session.video_id).values_list("frame", "label", "x", "y", "w", "h"),
-        dtype=object,
-    ).reshape(-1, 6)
-    det = np.array(
-        DetectionEvent.objects.filter(test_session_id=session.pk).values_list(
-            "id", "frame", "label", "confidence", "x", "y", "w", "h"
-        ),
-        dtype=object,
-    ).reshape(-1, 8)
+    gt = fetch_arrays(GroundTruthBox.objects.filter(video_id=session.video_id), GT_COLUMNS)
+    det = fetch_arrays(DetectionEvent.objects.filter(test_session_id=session.pk), DETECTION_COLUMNS)
     notify(status=TestSession.Status.SCORING, progress=30)
     result = scoring.match(
-        det[:, 1].astype(np.int64),
-        det[:, 2].astype(str),
-        det[:, 3].astype(float),
-        det[:, 4:8].astype(float),
-        gt[:, 0].astype(np.int64),
-        gt[:, 1].astype(str),
-        gt[:, 2:6].astype(float),
+        det["frame"],
+        det["label"],
+        det["confidence"],
+        np.stack([det[c] for c in "xywh"], axis=1),
+        gt["frame"],
+        gt["label"],
+        np.stack([gt[c].astype(float) for c in "xywh"], axis=1),
         session.iou_threshold,
     )
     totals = scoring.metrics(result)
     notify(status=TestSession.Status.SCORING, progress=70)
     now = timezone.now()
     with transaction.atomic():
-        write_back_results(session.pk, det[:, 0].astype(np.int64), result.is_tp, result.iou)
+        if not lock_sessions(TestSession.objects.filter(pk=session.pk)):
+            return  # deleted meanwhile (its job with it): nothing to write
+        write_back_results(session.pk, det["id"], result.is_tp, result.iou)
         TestSession.objects.filter(pk=session.pk).update(
             status=TestSession.Status.COMPLETED,
             tp=totals.tp,
@@ -287,8 +281,9 @@ def _score(job: ProcessingJob) -> None:
             completed_at=now,
             error="",
         )
+        cache.project_changed(job.video.project_id, job.video.project.owner_id)
         ProcessingJob.objects.filter(pk=job.pk).update(
             state=ProcessingJob.State.SUCCEEDED, finished_at=now, heartbeat_at=now, last_error=""
         )
     notify(status=TestSession.Status.COMPLETED, progress=100)
-    logger.info("session scored", extra={"test_session_id": session.pk, "detections": len(det)})
+    logger.info("session scored", extra={"test_session_id": session.pk, "detections": det["id"].size})

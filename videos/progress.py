@@ -1,14 +1,18 @@
 """Progress fan-out: a video's current state to its channel groups (video and project)."""
 
 import asyncio
+import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from config.errors import NotFound
 from videos.models import Video
+
+logger = logging.getLogger(__name__)
 
 PROGRESS_FIELDS = ("id", "project_id", "status", "stage", "progress", "error")
 
@@ -49,11 +53,15 @@ def remember_receiver_loop() -> None:
 
 
 def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
+    """Best effort: a channel-layer outage must not fail the job that reports progress (clients re-snapshot)."""
     loop = _receiver_loop
-    if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running():
-        asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=5)
-    else:
-        async_to_sync(layer.group_send)(group, message)
+    try:
+        if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=5)
+        else:
+            async_to_sync(layer.group_send)(group, message)
+    except (RedisError, OSError, TimeoutError):
+        logger.warning("channel layer unavailable: progress message dropped", extra={"group": group})
 
 
 def publish_video(video_id: int) -> None:

@@ -23,7 +23,7 @@ def _require_completed(session: TestSession) -> None:
 def _stored(session: TestSession) -> dict[str, np.ndarray]:
     rows = list(
         DetectionEvent.objects.filter(test_session_id=session.pk).values_list(
-            "frame", "label", "confidence", "validation_result", "iou"
+            "frame", "label", "confidence", "result__validation_result", "result__iou"
         )
     )
     gt = list(GroundTruthBox.objects.filter(video_id=session.video_id).values_list("frame", "label"))
@@ -143,7 +143,7 @@ async def coco_export(session: TestSession, video: Video) -> AsyncIterator[bytes
     ):
         yield part
     yield b'],"detections":['
-    fields = ("id", "frame", "label", "confidence", "x", "y", "w", "h", "validation_result", "iou")
+    fields = ("id", "frame", "label", "confidence", "x", "y", "w", "h", "result__validation_result", "result__iou")
     async for part in _joined(
         {
             "id": pk,

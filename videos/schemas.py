@@ -1,6 +1,7 @@
 """Ninja schemas of the videos API (<Entity>In/Out/Patch)."""
 
 from datetime import datetime
+from typing import Literal
 
 from ninja import Field, Schema
 
@@ -58,6 +59,11 @@ class VideoPage(Schema):
     results: list[VideoOut]
     next: str | None
     previous: str | None
+
+
+class VideoSearchFilters(Schema):
+    search: str | None = Field(default=None, max_length=100, description="Case-insensitive substring of the name.")
+    status: Literal["queued", "processing", "completed", "failed"] | None = None
 
 
 class VideoStatusOut(Schema):

@@ -2,17 +2,30 @@
 
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Exists, F, QuerySet
+from django.http import HttpRequest
 
+from config import adb
 from config.errors import NotFound
+from config.pagination import LARGE_PAGE, apaginate
 from videos.models import DetectionEvent, GroundTruthBox, Project, TestSession, Video
 from videos.storage import sign_media
 
 PROJECT_ORDERING = ("-created_at", "-id")
 
 
+def _owned(queryset: QuerySet[Any], owner_id: int | None, owner_path: str) -> QuerySet[Any]:
+    """Only rows of `owner_id`'s projects; None (staff) sees all."""
+    return queryset if owner_id is None else queryset.filter(**{owner_path: owner_id})
+
+
 def _visible(queryset: QuerySet[Any], user: Any, owner_path: str) -> QuerySet[Any]:
-    return queryset if user.is_staff else queryset.filter(**{owner_path: user.id})
+    return _owned(queryset, None if user.is_staff else user.id, owner_path)
+
+
+def _scope(user: Any) -> dict[str, int]:
+    """The fast reads' owner slot: staff see all, so their statements carry no owner filter."""
+    return {} if user.is_staff else {"owner_id": user.id}
 
 
 def project_list(*, user: Any) -> QuerySet[Project]:
@@ -54,12 +67,93 @@ def video_list(*, project_id: int, status: str | None = None, ground_truth_gener
     return queryset
 
 
+def _video_search(
+    *, owner_id: int | None = None, search: str | None = None, status: str | None = None
+) -> QuerySet[Video]:
+    queryset = _owned(Video.objects.all(), owner_id, "project__owner_id")
+    if search:
+        queryset = queryset.filter(original_name__icontains=search)
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset
+
+
+def video_search(*, user: Any, search: str | None = None, status: str | None = None) -> QuerySet[Video]:
+    """The caller's videos across projects (staff: all) whose original name contains `search`, any case.
+
+    icontains compiles to UPPER("original_name"::text) LIKE UPPER('%…%'), the expression the trigram GIN
+    index video_name_trgm covers on PostgreSQL (videos migration 0004).
+    """
+    owner_id = None if user.is_staff else user.id
+    return _video_search(owner_id=owner_id, search=(search or "").strip(), status=status)
+
+
+async def video_search_page(
+    request: Any, *, user: Any, search: str | None, status: str | None, fast: bool = False
+) -> dict[str, Any]:
+    """One cursor page (newest first) of video_search, in one statement on the async pool when `fast`."""
+    search = (search or "").strip()
+    serialize = lambda v: video_to_dict(v, request)  # noqa: E731
+    if fast:
+        values = {**_scope(user), **({"search": search} if search else {}), **({"status": status} if status else {})}
+        page = await adb.page(
+            request,
+            key=("search", user.is_staff, bool(search), bool(status)),
+            build=_video_search,
+            values=values,
+            model=Video,
+            ordering=VIDEO_ORDERING,
+            serialize=serialize,
+        )
+        if page is not None:
+            return page  # an empty page is rare: the ORM path below builds it
+    queryset = video_search(user=user, search=search, status=status)
+    return await apaginate(request, queryset, VIDEO_ORDERING, serialize)
+
+
 async def video_get_for_user(*, user: Any, video_id: int) -> Video:
     """The video if the caller may see its project, else 404."""
     video = await _visible(Video.objects.all(), user, "project__owner_id").filter(pk=video_id).afirst()
     if video is None:
         raise NotFound("Video not found.")
     return video
+
+
+def _visible_video(*, video_id: int, owner_id: int | None = None) -> QuerySet[Video]:
+    return _owned(Video.objects.filter(pk=video_id), owner_id, "project__owner_id")
+
+
+async def video_get_for_user_fast(*, user: Any, video_id: int) -> Video:
+    """`video_get_for_user` in one statement on the async pool (config.adb)."""
+    video = await adb.first(
+        ("video", user.is_staff),
+        lambda **v: _visible_video(**v).order_by("pk")[:1],
+        {"video_id": video_id, **_scope(user)},
+    )
+    if video is None:
+        raise NotFound("Video not found.")
+    return video  # type: ignore[no-any-return]
+
+
+async def video_page_fast(
+    request: HttpRequest, *, user: Any, project_id: int, status: str | None, ground_truth_generated: bool | None
+) -> dict[str, Any] | None:
+    """A page of `video_list` for a visible project in one statement; None if empty (the ORM path answers)."""
+    values: dict[str, Any] = {"project_id": project_id, **_scope(user), **({"status": status} if status else {})}
+
+    def build(*, project_id: int, owner_id: int | None = None, status: str | None = None) -> QuerySet[Video]:
+        queryset = video_list(project_id=project_id, status=status, ground_truth_generated=ground_truth_generated)
+        return _owned(queryset, owner_id, "project__owner_id")
+
+    return await adb.page(
+        request,
+        key=("videos", user.is_staff, bool(status), ground_truth_generated),
+        build=build,
+        values=values,
+        model=Video,
+        ordering=VIDEO_ORDERING,
+        serialize=lambda v: video_to_dict(v, request),
+    )
 
 
 def video_to_dict(video: Video, request: Any) -> dict[str, Any]:
@@ -96,6 +190,23 @@ def ground_truth_list(*, video_id: int):
     return GroundTruthBox.objects.filter(video_id=video_id).values(*GROUND_TRUTH_FIELDS)
 
 
+async def ground_truth_page_fast(request: HttpRequest, *, user: Any, video_id: int) -> dict[str, Any] | None:
+    """A page of a visible video's ground truth in one statement; None if empty (the ORM path answers)."""
+
+    def build(*, video_id: int, owner_id: int | None = None) -> QuerySet[Any]:
+        return ground_truth_list(video_id=video_id).filter(Exists(_visible_video(video_id=video_id, owner_id=owner_id)))
+
+    return await adb.page(
+        request,
+        key=("ground-truth", user.is_staff),
+        build=build,
+        values={"video_id": video_id, **_scope(user)},
+        model=GroundTruthBox,
+        ordering=GROUND_TRUTH_ORDERING,
+        spec=LARGE_PAGE,
+    )
+
+
 async def video_snapshot(*, video_id: int) -> dict[str, Any]:
     """The fields of a progress message for one video, for a (re)connecting client."""
     from asgiref.sync import sync_to_async
@@ -128,9 +239,9 @@ DETECTION_FIELDS = (
     "y",
     "w",
     "h",
-    "validation_result",
-    "iou",
 )
+# Scores live in DetectionResult: one LEFT JOIN on its primary key (null until the session is scored).
+DETECTION_RESULT_FIELDS = {"validation_result": F("result__validation_result"), "iou": F("result__iou")}
 
 
 async def session_get_for_user(*, user: Any, session_id: int) -> TestSession:
@@ -167,5 +278,5 @@ def session_to_dict(session: TestSession) -> dict[str, Any]:
 
 
 def detection_list(**filters: Any) -> QuerySet[DetectionEvent]:
-    """Detections as plain rows (`values`), filtered by test_session_id or video_id."""
-    return DetectionEvent.objects.filter(**filters).values(*DETECTION_FIELDS)
+    """Detections with their scores as plain rows (`values`), filtered by test_session_id or video_id."""
+    return DetectionEvent.objects.filter(**filters).values(*DETECTION_FIELDS, **DETECTION_RESULT_FIELDS)

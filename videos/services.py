@@ -1,14 +1,21 @@
 """Video-side writes: projects, uploads, durable jobs."""
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from dramatiq.errors import BrokerError
+from redis.exceptions import RedisError
 
-from config.errors import Conflict
+from config import cache
+from config.errors import Conflict, NotFound
 from videos import detections
 from videos.models import ProcessingJob, Project, TestSession, Video
 from videos.storage import clean_original_name, stored_name
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from videos.storage import VideoUpload
@@ -18,7 +25,9 @@ def project_create(*, owner_id: int, name: str, description: str = "") -> Projec
     """Create a project; a duplicate name for the same owner is a 409."""
     try:
         with transaction.atomic():
-            return Project.objects.create(owner_id=owner_id, name=name.strip(), description=description)
+            project = Project.objects.create(owner_id=owner_id, name=name.strip(), description=description)
+            cache.project_changed(project.pk, owner_id)
+            return project
     except IntegrityError as exc:
         raise Conflict("You already have a project with this name.", details={"field": "name"}) from exc
 
@@ -30,6 +39,7 @@ def project_update(*, project: Project, data: dict[str, Any]) -> Project:
     try:
         with transaction.atomic():
             project.save(update_fields=[*data, "updated_at"])
+            cache.project_changed(project.pk, project.owner_id)
     except IntegrityError as exc:
         raise Conflict("You already have a project with this name.", details={"field": "name"}) from exc
     return project
@@ -52,6 +62,8 @@ def project_delete(*, project: Project) -> None:
             for name in pair
             if name
         ]
+        lock_sessions(TestSession.objects.filter(video__project=project))
+        cache.project_changed(project.pk, project.owner_id)
         project.delete()
         _delete_files_on_commit(names)
 
@@ -79,6 +91,7 @@ def video_ingest(*, project: Project, user_id: int, upload: "VideoUpload") -> Vi
                 sha256=upload.sha256,
             )
             job_enqueue(video=video, kind=ProcessingJob.Kind.PROCESS, priority=_owner_priority(video))
+            cache.project_changed(project.pk, project.owner_id)
     except BaseException:
         default_storage.delete(name)
         raise
@@ -103,8 +116,17 @@ def job_enqueue(
         return ProcessingJob.objects.get(
             video=video, kind=kind, test_session=test_session, state__in=ProcessingJob.ACTIVE
         )
-    transaction.on_commit(lambda: send_job(job))
+    transaction.on_commit(lambda: send_job_or_leave_pending(job))
     return job
+
+
+def send_job_or_leave_pending(job: ProcessingJob) -> None:
+    """send_job after commit; with the broker down the job stays pending (the request still succeeds) and
+    requeue_stale_jobs sends it once it is older than the lease."""
+    try:
+        send_job(job)
+    except (BrokerError, RedisError, OSError):
+        logger.warning("broker unavailable: job left pending for requeue_stale_jobs", extra={"job_id": job.pk})
 
 
 def send_job(job: ProcessingJob) -> None:
@@ -125,6 +147,7 @@ def video_reprocess(*, video: Video) -> Video:
             Video.objects.filter(pk=video.pk, status__in=[Video.Status.COMPLETED, Video.Status.FAILED]).update(
                 status=Video.Status.QUEUED, stage="queued", progress=0, error=""
             )
+        cache.project_changed(video.project_id, video.project.owner_id)
     video.refresh_from_db()
     return video
 
@@ -138,6 +161,8 @@ def video_delete(*, video: Video) -> None:
     """Delete a video and its rows; its stored files go once the delete commits."""
     with transaction.atomic():
         names = [name for name in (video.file.name, video.thumbnail.name) if name]
+        lock_sessions(TestSession.objects.filter(video=video))
+        cache.project_changed(video.project_id, video.project.owner_id)
         video.delete()
         _delete_files_on_commit(names)
 
@@ -147,21 +172,37 @@ def session_create(*, video: Video, user_id: int, model_name: str, iou_threshold
     """Open a test session; the video must have finished processing (409 otherwise)."""
     if video.status != Video.Status.COMPLETED:
         raise Conflict("The video has not finished processing.", details={"status": video.status})
-    return TestSession.objects.create(
+    session = TestSession.objects.create(
         video=video, created_by_id=user_id, model_name=model_name.strip(), iou_threshold=iou_threshold
     )
+    cache.project_changed(video.project_id, video.project.owner_id)
+    return session
 
 
-def detections_ingest(*, session: TestSession, rows: list[Any]) -> int:
-    """Validate all rows (the first bad one is named, nothing inserted) and insert them in bulk."""
+def lock_sessions(sessions: QuerySet[TestSession]) -> list[int]:
+    """Lock sessions' rows until the transaction ends. Detections and results reference their session
+    without a database constraint (models.DetectionEvent), so a delete first waits for ingest or scoring
+    writing under these locks and then cascades to their committed rows, leaving no orphans. The ids locked."""
+    return list(sessions.order_by("pk").select_for_update(of=("self",)).values_list("pk", flat=True))
+
+
+def detections_ingest(*, session: TestSession, body: bytes, jsonl: bool) -> int:
+    """Parse and validate a JSON array or JSON Lines body (the first bad row is named, nothing inserted) and
+    insert its rows in bulk, under the session's row lock (see lock_sessions)."""
     video = session.video
-    detections.validate_rows(rows, width=video.width, height=video.height, frame_count=video.frame_count)
+    columns = detections.read_body(
+        body, jsonl=jsonl, width=video.width, height=video.height, frame_count=video.frame_count
+    )
     with transaction.atomic():
-        locked = TestSession.objects.select_for_update().values_list("status", flat=True).get(pk=session.pk)
-        if locked != TestSession.Status.OPEN:
-            raise Conflict("Detections can only be added while the session is open.", details={"status": locked})
-        detections.insert_rows(session_id=session.pk, video_id=session.video_id, rows=rows)
-    return len(rows)
+        locked = TestSession.objects.select_for_update().filter(pk=session.pk).values_list("status", flat=True)
+        status = locked.first()
+        if status is None:
+            raise NotFound("Test session not found.")
+        if status != TestSession.Status.OPEN:
+            raise Conflict("Detections can only be added while the session is open.", details={"status": status})
+        detections.insert_rows(session_id=session.pk, video_id=session.video_id, rows=columns)
+        cache.project_changed(video.project_id, video.project.owner_id)
+    return len(columns)
 
 
 def session_complete(*, session: TestSession) -> TestSession:
@@ -175,4 +216,5 @@ def session_complete(*, session: TestSession) -> TestSession:
             session.error = ""
             session.save(update_fields=["status", "error"])
         job_enqueue(video=session.video, kind=ProcessingJob.Kind.SCORE, test_session=session)
+        cache.project_changed(session.video.project_id, session.video.project.owner_id)
     return session

@@ -99,3 +99,23 @@ def test_disabled_rate_limiting_adds_no_headers(user_api, settings):
 def test_non_api_paths_are_not_limited(api, settings):
     settings.RATE_LIMITS = "general=1/m"
     assert [api.get("/health/live").status_code for _ in range(3)] == [200, 200, 200]
+
+
+async def test_hundred_concurrent_requests_against_five_per_minute_let_exactly_five_through():
+    from django.test import AsyncClient
+
+    client = AsyncClient()
+    responses = await asyncio.gather(
+        *(client.post("/api/v1/auth/token", {}, content_type="application/json") for _ in range(100))
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [400] * 5 + [429] * 95  # auth=5/m (the default); passing ones fail validation
+    passed = [r for r in responses if r.status_code != 429]
+    assert sorted(r["RateLimit-Remaining"] for r in passed) == ["0", "1", "2", "3", "4"]
+    assert all("Retry-After" not in r for r in passed)
+    for refused in (r for r in responses if r.status_code == 429):
+        assert refused.json()["error"] == "rate_limited"
+        assert refused["RateLimit-Limit"] == "5"
+        assert refused["RateLimit-Remaining"] == "0"
+        assert 1 <= int(refused["Retry-After"]) <= 60
+        assert refused["Retry-After"] == refused["RateLimit-Reset"]

@@ -71,13 +71,3 @@ def test_json_formatter_emits_request_id_and_extras():
     assert line["request_id"] == "rid-9"
     assert line["duration_ms"] == 12.5
     assert line["level"] == "INFO"
-
-
-def test_every_middleware_is_async_capable_and_ours_are_async_only(settings):
-    from django.utils.module_loading import import_string
-
-    for path in settings.MIDDLEWARE:
-        middleware = import_string(path)
-        assert getattr(middleware, "async_capable", False), path
-        if path.startswith("config."):
-            assert middleware.sync_capable is False, path

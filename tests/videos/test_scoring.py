@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from videos import scoring
-from videos.scoring import Metrics, Timeline
+from videos.scoring import Metrics, Timeline, matching
 
 
 def box(x: float, y: float = 0.0, w: float = 10.0, h: float = 10.0) -> list[float]:
@@ -174,7 +174,7 @@ def test_equal_iou_with_two_boxes_takes_the_first_box_in_input_order(knobs):
     # A (0.9, x=2) is shifted by 2 from both boxes (x=0 and x=4): IoU 2/3 each. B (0.8, x=4) fits only
     # the box at x=4 (the other at 3/7 < 0.5), so B is a TP exactly when A took the box at x=0.
     dets = [(0, "car", 0.9, box(2)), (0, "car", 0.8, box(4))]
-    with mock.patch.multiple(scoring, **knobs):
+    with mock.patch.multiple(matching, **knobs):
         result = run(dets, [(0, "car", box(0)), (0, "car", box(4))])
         assert (result.is_tp.tolist(), result.gt_matched.tolist()) == ([True, True], [True, True])
         result = run(dets, [(0, "car", box(4)), (0, "car", box(0))])
@@ -461,7 +461,7 @@ def test_match_equals_the_pairwise_reference(scene):
     dets, gts, threshold = scene
     expected = reference_match(dets, gts, threshold)
     for knobs in PATHS:
-        with mock.patch.multiple(scoring, **knobs):
+        with mock.patch.multiple(matching, **knobs):
             result = run(dets, gts, threshold)
         assert (result.is_tp.tolist(), result.iou.tolist(), result.gt_matched.tolist()) == expected
 

@@ -125,6 +125,7 @@ def test_json_and_jsonl_ingest_store_the_same_rows(owner_api, video):
         ({"w": 0}, "w"),
         ({"y": -3}, "y"),
         ({"label": ""}, "label"),
+        ({"label": "car\u0000"}, "label"),  # PostgreSQL text cannot store NUL
         ({"timestamp_ms": 1.5}, "timestamp_ms"),
     ],
 )
@@ -181,7 +182,7 @@ def test_scoring_end_to_end_by_the_worker(owner_api, video, worker):
     results = list(
         DetectionEvent.objects.filter(test_session_id=session["id"])
         .order_by("id")
-        .values_list("validation_result", "iou")
+        .values_list("result__validation_result", "result__iou")
     )
     assert [r for r, _ in results] == ["TP", "FP", "FP", "FP", "FP"]
     assert results[0][1] == pytest.approx(1.0)

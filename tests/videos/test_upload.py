@@ -134,3 +134,16 @@ def test_uploads_have_their_own_rate_limit_scope(owner_api, project, sample_vide
     assert refused.json()["details"]["scope"] == "upload"
     assert Video.objects.count() == 1
     assert owner_api.get("/api/v1/projects").status_code == 200  # other requests use the general budget
+
+
+def test_multipart_body_cut_before_its_closing_boundary_is_400_with_nothing_left(
+    owner_api, project, media_root, settings
+):
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\nContent-Type: video/mp4\r\n\r\n'
+    body = head + b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 5000  # no "\r\n--b--": the stream just ends
+    response = owner_api.generic(
+        "POST", f"/api/v1/projects/{project['id']}/videos", body, content_type="multipart/form-data; boundary=b"
+    )
+    assert response.status_code == 400
+    assert response.json()["details"] == {"field": "file"}
+    _nothing_left(media_root, settings)

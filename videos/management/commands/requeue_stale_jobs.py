@@ -4,6 +4,7 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections
 
 from videos.processing import LEASE_S, requeue_stale_jobs
 
@@ -17,8 +18,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, older_than: int, every: int, **options: Any) -> None:
         while True:
-            count = requeue_stale_jobs(older_than_s=older_than)
-            self.stdout.write(f"requeued {count} job(s)")
+            try:
+                self.stdout.write(f"requeued {requeue_stale_jobs(older_than_s=older_than)} job(s)")
+            except Exception as exc:
+                if every <= 0:
+                    raise
+                # A broker or database outage: the service keeps running and the next pass retries.
+                self.stderr.write(f"requeue pass failed: {exc!r}")
+            finally:
+                close_old_connections()
             if every <= 0:
                 return
             time.sleep(every)

@@ -1,10 +1,10 @@
-"""Detection scoring: greedy IoU matching (PASCAL VOC / COCO rule), metrics, average precision, timelines."""
+"""Greedy IoU matching of detections to ground truth (PASCAL VOC / COCO rule), vectorised with NumPy."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Hashable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,53 +39,6 @@ class MatchResult:
     is_tp: BoolArray
     iou: FloatArray
     gt_matched: BoolArray
-
-
-@dataclass(frozen=True, slots=True)
-class Metrics:
-    """Counts and rates of one scoring; rates are 0.0 when undefined."""
-
-    tp: int
-    fp: int
-    fn: int
-    precision: float
-    recall: float
-    f1: float
-    mean_iou: float
-
-    def as_dict(self) -> dict[str, int | float]:
-        """The metrics as a plain dict, ready for JSON."""
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class Timeline:
-    """Per-frame counts, frames ascending: only frames holding a detection or a ground-truth box."""
-
-    frame: IntArray
-    tp: IntArray
-    fp: IntArray
-    fn: IntArray
-
-    def rows(self) -> Iterator[dict[str, int]]:
-        """Yield `{frame, tp, fp, fn}` dicts of Python ints, in frame order."""
-        for frame, tp, fp, fn in zip(
-            self.frame.tolist(), self.tp.tolist(), self.fp.tolist(), self.fn.tolist(), strict=True
-        ):
-            yield {"frame": frame, "tp": tp, "fp": fp, "fn": fn}
-
-
-@dataclass(frozen=True, slots=True)
-class FrameDiff:
-    """Frames (ascending) where exactly one of two sessions is right, and which one ("a" or "b")."""
-
-    frame: IntArray
-    right: NDArray[np.str_]
-
-    def rows(self) -> Iterator[dict[str, int | str]]:
-        """Yield `{frame, right}` dicts, in frame order."""
-        for frame, right in zip(self.frame.tolist(), self.right.tolist(), strict=True):
-            yield {"frame": frame, "right": right}
 
 
 def iou_xywh(a: ArrayLike, b: ArrayLike) -> FloatArray:
@@ -147,166 +100,6 @@ def match(
     return MatchResult(is_tp=is_tp, iou=iou, gt_matched=gt_matched)
 
 
-def summarize(is_tp: ArrayLike, iou: ArrayLike, n_gt: int) -> Metrics:
-    """Metrics of scored detections against `n_gt` ground-truth boxes (FN = n_gt - TP)."""
-    is_tp = np.asarray(is_tp, dtype=bool).ravel()
-    iou = np.asarray(iou, dtype=np.float64).ravel()
-    tp = int(np.count_nonzero(is_tp))
-    fp, fn = is_tp.size - tp, int(n_gt) - tp
-    if fn < 0:
-        raise ValueError(f"{tp} true positives exceed n_gt={n_gt}")
-    return Metrics(
-        tp=tp,
-        fp=fp,
-        fn=fn,
-        precision=tp / (tp + fp) if tp + fp else 0.0,
-        recall=tp / (tp + fn) if tp + fn else 0.0,
-        # The harmonic mean of precision and recall, in counts so that it is exact.
-        f1=2 * tp / (2 * tp + fp + fn) if tp else 0.0,
-        mean_iou=float(iou[is_tp].mean()) if tp else 0.0,
-    )
-
-
-def metrics(result: MatchResult) -> Metrics:
-    """Metrics of a `match` result over all its detections and ground-truth boxes."""
-    return summarize(result.is_tp, result.iou, result.gt_matched.size)
-
-
-def average_precision(conf: ArrayLike, is_tp: ArrayLike, n_gt: int) -> float:
-    """All-point interpolated AP (VOC 2010+): area under the monotone precision envelope over recall.
-
-    Detections are ranked by descending confidence, ties in input order. 0.0 when `n_gt` is 0 (recall is
-    undefined) or there are no detections. COCO's AP samples the same envelope at 101 recall points instead.
-    """
-    conf = np.asarray(conf, dtype=np.float64).ravel()
-    if n_gt <= 0 or conf.size == 0:
-        return 0.0
-    tp = np.asarray(is_tp, dtype=bool).ravel()[np.argsort(-conf, kind="stable")]
-    ctp = np.cumsum(tp)
-    precision = ctp / np.arange(1, tp.size + 1)
-    envelope = np.maximum.accumulate(precision[::-1])[::-1]
-    # Recall grows by 1/n_gt at each TP; beyond the last recall reached the envelope is 0.
-    return float(envelope[tp].sum() / n_gt)
-
-
-def pr_curve(conf: ArrayLike, is_tp: ArrayLike, n_gt: int, max_points: int = 101) -> list[dict[str, float]]:
-    """Precision and recall when keeping detections at or above each confidence, from high to low confidence.
-
-    Precision is the raw (not interpolated) value; recall is 0.0 when `n_gt` is 0. At most `max_points`
-    points, evenly spaced over the distinct confidences and always including the lowest.
-    """
-    if max_points < 2:
-        raise ValueError("max_points must be at least 2")
-    conf = np.asarray(conf, dtype=np.float64).ravel()
-    if conf.size == 0:
-        return []
-    order = np.argsort(-conf, kind="stable")
-    conf = conf[order]
-    ctp = np.cumsum(np.asarray(is_tp, dtype=bool).ravel()[order])
-    last = np.flatnonzero(np.r_[conf[1:] != conf[:-1], True])
-    if last.size > max_points:
-        last = last[np.unique(np.linspace(0, last.size - 1, max_points).round().astype(np.int64))]
-    precision = ctp[last] / (last + 1)
-    recall = ctp[last] / n_gt if n_gt > 0 else np.zeros(last.size)
-    return [
-        {"confidence": c, "precision": p, "recall": r}
-        for c, p, r in zip(conf[last].tolist(), precision.tolist(), recall.tolist(), strict=True)
-    ]
-
-
-def per_label(
-    det_label: ArrayLike, conf: ArrayLike, is_tp: ArrayLike, iou: ArrayLike, gt_label: ArrayLike
-) -> dict[Hashable, dict[str, int | float]]:
-    """Metrics and AP per label, for every label of a detection or a ground-truth box, labels sorted."""
-    det_label, gt_label = np.asarray(det_label).ravel(), np.asarray(gt_label).ravel()
-    conf = np.asarray(conf, dtype=np.float64).ravel()
-    is_tp = np.asarray(is_tp, dtype=bool).ravel()
-    iou = np.asarray(iou, dtype=np.float64).ravel()
-    codes, labels = _factorize(det_label, gt_label)
-    det_code, n_gt = codes[: det_label.size], np.bincount(codes[det_label.size :], minlength=len(labels))
-    order = np.argsort(det_code, kind="stable")  # stable: confidence ties keep input order within a label
-    bounds = np.searchsorted(det_code[order], np.arange(len(labels) + 1))
-    out: dict[Hashable, dict[str, int | float]] = {}
-    for code in sorted(range(len(labels)), key=labels.__getitem__):
-        rows = order[bounds[code] : bounds[code + 1]]
-        out[labels[code]] = {
-            **summarize(is_tp[rows], iou[rows], int(n_gt[code])).as_dict(),
-            "ap": average_precision(conf[rows], is_tp[rows], int(n_gt[code])),
-        }
-    return out
-
-
-def filter_min_confidence(min_confidence: float, det_conf: ArrayLike, *det_arrays: ArrayLike) -> list[NDArray[Any]]:
-    """`det_conf` and each per-detection array, keeping detections with confidence >= `min_confidence`.
-
-    Greedy matching visits detections in descending confidence, so dropping every detection below a
-    confidence leaves the matches of the others unchanged: stored is_tp / iou filtered this way equal a fresh
-    `match` of the kept detections, with FN = n_gt - TP.
-    """
-    conf = np.asarray(det_conf, dtype=np.float64).ravel()
-    keep = conf >= min_confidence
-    return [conf[keep], *(np.asarray(a)[keep] for a in det_arrays)]
-
-
-def report(
-    det_label: ArrayLike,
-    det_conf: ArrayLike,
-    is_tp: ArrayLike,
-    iou: ArrayLike,
-    gt_label: ArrayLike,
-    *,
-    min_confidence: float = 0.0,
-    max_points: int = 101,
-) -> dict[str, Any]:
-    """Totals, AP, PR curve and per-label figures of stored scores, for detections at or above `min_confidence`.
-
-    Exact without re-matching (see `filter_min_confidence`); `ap` is at the IoU threshold of the stored scores.
-    """
-    conf, label, tp, tp_iou = filter_min_confidence(min_confidence, det_conf, det_label, is_tp, iou)
-    n_gt = np.asarray(gt_label).size
-    return {
-        "min_confidence": float(min_confidence),
-        **summarize(tp, tp_iou, n_gt).as_dict(),
-        "ap": average_precision(conf, tp, n_gt),
-        "pr_curve": pr_curve(conf, tp, n_gt, max_points),
-        "per_label": per_label(label, conf, tp, tp_iou, gt_label),
-    }
-
-
-def timeline(det_frame: ArrayLike, is_tp: ArrayLike, gt_frame: ArrayLike, gt_matched: ArrayLike) -> Timeline:
-    """TP, FP and FN per frame, for frames holding a detection or a ground-truth box, in frame order."""
-    det_frame = np.asarray(det_frame, dtype=np.int64).ravel()
-    is_tp = np.asarray(is_tp, dtype=bool).ravel()
-    gt_matched = np.asarray(gt_matched, dtype=bool).ravel()
-    frames, inverse = np.unique(
-        np.concatenate([det_frame, np.asarray(gt_frame, dtype=np.int64).ravel()]), return_inverse=True
-    )
-    det_at, gt_at = inverse[: det_frame.size], inverse[det_frame.size :]
-    return Timeline(
-        frame=frames,
-        tp=np.bincount(det_at[is_tp], minlength=frames.size),
-        fp=np.bincount(det_at[~is_tp], minlength=frames.size),
-        fn=np.bincount(gt_at[~gt_matched], minlength=frames.size),
-    )
-
-
-def compare(a: Timeline, b: Timeline) -> FrameDiff:
-    """Frames where exactly one of two timelines is right (no FP and no FN), with which one.
-
-    A frame missing from a timeline has nothing to get wrong there, so it counts as right.
-    """
-    frames = np.union1d(a.frame, b.frame)
-    a_right, b_right = _right_at(a, frames), _right_at(b, frames)
-    differ = a_right != b_right
-    return FrameDiff(frame=frames[differ], right=np.where(a_right[differ], "a", "b"))
-
-
-def _right_at(t: Timeline, frames: IntArray) -> BoolArray:
-    right = np.ones(frames.size, dtype=bool)
-    right[np.searchsorted(frames, t.frame)] = (t.fp == 0) & (t.fn == 0)
-    return right
-
-
 def _iou(a: FloatArray, b: FloatArray) -> FloatArray:
     """Elementwise IoU of boxes given as stacked x, y, w, h arrays (broadcasting)."""
     ax, ay, aw, ah = a
@@ -331,7 +124,7 @@ def _detections(
     return d_frame, d_label, d_conf, d_box
 
 
-def _factorize(a: NDArray[Any], b: NDArray[Any]) -> tuple[IntArray, list[Hashable]]:
+def factorize(a: NDArray[Any], b: NDArray[Any]) -> tuple[IntArray, list[Hashable]]:
     """Integer codes for the labels of `a` then `b`, and the label of each code."""
     if a.dtype.kind in "biuf" and b.dtype.kind in "biuf":
         uniques, codes = np.unique(np.concatenate([a, b]), return_inverse=True)
@@ -347,7 +140,7 @@ def _group_keys(
     det_frame: IntArray, det_label: NDArray[Any], gt_frame: IntArray, gt_label: NDArray[Any]
 ) -> tuple[IntArray, IntArray]:
     """One int64 key per (frame, label), for detections and ground truth alike."""
-    label_codes, labels = _factorize(det_label, gt_label)
+    label_codes, labels = factorize(det_label, gt_label)
     frames = np.concatenate([det_frame, gt_frame])
     if frames.size == 0:
         return frames[: det_frame.size], frames[det_frame.size :]

@@ -1,0 +1,242 @@
+"""Column-wise ingest validation against the row reference, bulk column I/O, and the scores' results table."""
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from config.bulk import bulk_insert_arrays, fetch_arrays
+from config.errors import ValidationFailed
+from tests.videos.test_sessions import DETECTIONS, det, video  # noqa: F401 - the `video` fixture
+from videos import detections, processing
+from videos.models import DetectionEvent, DetectionResult, GroundTruthBox, ProcessingJob, TestSession
+
+pytestmark = pytest.mark.django_db
+FRAME = {"width": 100, "height": 100, "frame_count": 10}
+
+
+def _first_error(rows: list, **frame) -> dict | None:
+    """The reference: the row checks in order; the details of the first failure, or None."""
+    for i, raw in enumerate(rows):
+        try:
+            detections._check_row(i, raw, **frame)
+        except ValidationFailed as exc:
+            return exc.details
+    return None
+
+
+_value = st.one_of(
+    st.integers(-5, 120),
+    st.floats(-1, 120, allow_nan=False),
+    st.sampled_from([True, False, None, "", "car", "x" * 65, 2**63, 2**31, 1e308, [], {}]),
+)
+_BASE = det(1, "car", 0.5, 10, 10)
+_row = st.one_of(
+    st.just(_BASE),
+    st.builds(lambda k, v: {**_BASE, k: v}, st.sampled_from(detections.COLUMNS), _value),
+    st.builds(lambda k: {f: v for f, v in _BASE.items() if f != k}, st.sampled_from(detections.COLUMNS)),
+    st.sampled_from([5, "row", [1, 2], None]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_row, min_size=1, max_size=6))
+def test_column_checks_name_the_same_first_bad_row_as_the_row_reference(rows):
+    expected = _first_error(rows, **FRAME)
+    try:
+        columns = detections.validate_rows(list(rows), **FRAME)
+    except ValidationFailed as exc:
+        assert exc.details == expected
+    else:
+        assert expected is None
+        assert columns.frame.tolist() == [r["frame"] for r in rows]
+        assert columns.label == [r["label"] for r in rows]
+        assert columns.w.tolist() == [float(r["w"]) for r in rows]
+
+
+def _read(body: bytes, *, jsonl: bool) -> tuple[dict | None, list | None]:
+    """read_body's outcome: (error details, None) or (None, the rows as dicts)."""
+    try:
+        d = detections.read_body(body, jsonl=jsonl, **FRAME)
+    except ValidationFailed as exc:
+        return exc.details, None
+    values = [d.frame.tolist(), d.timestamp_ms.tolist(), d.label] + [getattr(d, c).tolist() for c in "xywh"]
+    values.insert(3, d.confidence.tolist())
+    return None, [dict(zip(detections.COLUMNS, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_row, min_size=1, max_size=6), st.booleans())
+def test_typed_decoding_gives_the_row_reference_outcome(rows, jsonl):
+    body = b"\n".join(map(orjson.dumps, rows)) if jsonl else orjson.dumps(rows)
+    error, got = _read(body, jsonl=jsonl)
+    assert error == _first_error(rows, **FRAME)
+    if error is None:
+        assert got == [{c: r[c] for c in detections.COLUMNS} for r in rows]
+
+
+@pytest.mark.parametrize("jsonl", [False, True])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # a repeated key: the last value counts (orjson), though the typed decoder refuses the first
+        (
+            b'{"frame": -1, "frame": 2, "timestamp_ms": 0, "label": "a", "confidence": 1, "x": 0, "y": 0, '
+            b'"w": 1, "h": 1}',
+            None,
+        ),
+        (
+            b'{"frame": 2, "frame": -1, "timestamp_ms": 0, "label": "a", "confidence": 1, "x": 0, "y": 0, '
+            b'"w": 1, "h": 1}',
+            {"row": 0, "field": "frame"},
+        ),
+        (
+            b'{"frame": 2, "timestamp_ms": 0, "label": "a", "confidence": 1, "x": 1e400, "y": 0, "w": 1, "h": 1}',
+            {"row": None, "field": None},
+        ),
+        (
+            b'{"frame": 2, "timestamp_ms": 0, "label": "' + "\U0001d4b3".encode() * 65 + b'", "confidence": 1, '
+            b'"x": 0, "y": 0, "w": 1, "h": 1}',
+            {"row": 0, "field": "label"},
+        ),
+        (
+            b'{"frame": 2, "timestamp_ms": 0, "label": "a", "confidence": 1, "x": 0, "y": 0, "w": -0.0, "h": 1}',
+            {"row": 0, "field": "w"},
+        ),
+    ],
+)
+def test_typed_decoding_edges_match_the_reference(body, expected, jsonl):
+    if jsonl:
+        expected = {"row": 0, "field": None} if expected == {"row": None, "field": None} else expected
+    else:
+        body = b"[" + body + b"]"
+    assert _read(body, jsonl=jsonl)[0] == expected
+
+
+def test_jsonl_line_holding_two_objects_or_half_an_object_is_refused():
+    one = orjson.dumps(DETECTIONS[0])
+    assert _read(one + b" " + one, jsonl=True)[0] == {"row": 0, "field": None}
+    assert _read(one[:20] + b"\n" + one[20:], jsonl=True)[0] == {"row": 0, "field": None}
+
+
+@pytest.mark.parametrize(
+    ("rows", "row", "field"),
+    [
+        ([DETECTIONS[0], {**DETECTIONS[1], "label": 5}, DETECTIONS[2], {**DETECTIONS[3], "x": 95}], 1, "label"),
+        ([DETECTIONS[0], DETECTIONS[1], {**DETECTIONS[2], "frame": 10}, {**DETECTIONS[3], "w": "7"}], 2, "frame"),
+        ([DETECTIONS[0], 7, DETECTIONS[1]], 1, None),
+        ([DETECTIONS[0], {k: v for k, v in DETECTIONS[1].items() if k != "h"}], 1, "h"),
+        ([DETECTIONS[0], {**DETECTIONS[1], "frame": 2**63}], 1, "frame"),
+        ([DETECTIONS[0], {**DETECTIONS[1], "timestamp_ms": 2**31}], 1, "timestamp_ms"),
+        ([{**DETECTIONS[0], "confidence": True}], 0, "confidence"),
+    ],
+)
+def test_api_names_the_first_bad_row_and_inserts_nothing(owner_api, video, rows, row, field):  # noqa: F811
+    session = owner_api.post(f"/api/v1/videos/{video.pk}/test-sessions", {"model_name": "m"}, format="json").json()
+    response = owner_api.post(f"/api/v1/test-sessions/{session['id']}/detections", rows, format="json")
+    assert (response.status_code, response.json()["details"]) == (400, {"row": row, "field": field})
+    assert DetectionEvent.objects.count() == 0
+
+
+def test_jsonl_blank_lines_and_crlf_give_the_json_rows():
+    body = b"\r\n".join(orjson.dumps(d) for d in DETECTIONS[:2]) + b"\r\n  \n" + orjson.dumps(DETECTIONS[2])
+    assert detections.parse_body(body, jsonl=True) == DETECTIONS[:3]
+    assert _read(body, jsonl=True) == _read(orjson.dumps(DETECTIONS[:3]), jsonl=False)
+
+
+def test_jsonl_stops_reading_past_the_row_limit(monkeypatch):
+    monkeypatch.setattr(detections, "MAX_ROWS", 2)
+    rows = detections.parse_body(b"{}\n" * 10, jsonl=True)
+    assert len(rows) == 3
+    with pytest.raises(ValidationFailed):
+        detections.validate_rows(rows, **FRAME)
+
+
+def test_fetch_arrays_round_trips_bulk_insert_arrays(video):  # noqa: F811
+    boxes = GroundTruthBox.objects.filter(video=video)
+    got = fetch_arrays(boxes.order_by("id"), ("id", "frame", "label", "x", "w"))
+    assert got["frame"].dtype == np.int64 and got["x"].dtype == np.int64
+    expected = list(boxes.order_by("id").values_list("frame", "label", "x", "w"))
+    columns = (got["frame"].tolist(), got["label"].tolist(), got["x"].tolist(), got["w"].tolist())
+    assert list(zip(*columns, strict=True)) == expected
+    empty = fetch_arrays(boxes.filter(frame=999), ("id", "label", "x"))
+    assert [a.size for a in empty.values()] == [0, 0, 0]
+
+    session = TestSession.objects.create(video=video, model_name="m")
+    detection = DetectionEvent.objects.create(
+        test_session=session, video=video, frame=0, timestamp_ms=0, label="car", confidence=0.5, x=0, y=0, w=1, h=1
+    )
+    bulk_insert_arrays(
+        DetectionResult,
+        {
+            "detection_id": np.array([detection.pk]),
+            "test_session_id": np.array([session.pk]),
+            "validation_result": np.array([b"TP"]),
+            "iou": np.array([0.25]),
+        },
+    )
+    assert list(DetectionResult.objects.values_list("detection_id", "validation_result", "iou")) == [
+        (detection.pk, "TP", 0.25)
+    ]
+
+
+def test_text_columns_of_any_length_round_trip_through_bulk_insert_arrays(video):  # noqa: F811
+    session = TestSession.objects.create(video=video, model_name="m")
+    labels = ["car", "a", "x" * 64, "bus", "Kraftfahrzeug-Anhänger ✓", "car", "\U0001d4b3" * 3]
+    n = len(labels)
+    bulk_insert_arrays(
+        DetectionEvent,
+        {
+            "test_session_id": np.full(n, session.pk),
+            "video_id": np.full(n, video.pk),
+            "frame": np.arange(n),
+            "timestamp_ms": np.arange(n) * 40,
+            "label": labels,
+            **{c: np.linspace(0.0, 1.0, n) for c in ("confidence", "x", "y", "w", "h")},
+        },
+    )
+    rows = DetectionEvent.objects.filter(test_session=session).order_by("id")
+    assert list(rows.values_list("frame", "timestamp_ms", "label", "h")) == [
+        (i, i * 40, label, h)
+        for i, (label, h) in enumerate(zip(labels, np.linspace(0.0, 1.0, n).tolist(), strict=True))
+    ]
+
+
+def _scored_session(owner_api, video):  # noqa: F811
+    session = owner_api.post(f"/api/v1/videos/{video.pk}/test-sessions", {"model_name": "m"}, format="json").json()
+    owner_api.post(f"/api/v1/test-sessions/{session['id']}/detections", DETECTIONS, format="json")
+    before = owner_api.get(f"/api/v1/test-sessions/{session['id']}/detections").json()["results"]
+    assert {(d["validation_result"], d["iou"]) for d in before} == {(None, None)}
+    owner_api.post(f"/api/v1/test-sessions/{session['id']}/complete")
+    processing.score_session_job(job_id=ProcessingJob.objects.get(test_session_id=session["id"]).pk)
+    return session["id"]
+
+
+def test_scores_are_served_from_the_results_table(owner_api, video):  # noqa: F811
+    sid = _scored_session(owner_api, video)
+    page = owner_api.get(f"/api/v1/test-sessions/{sid}/detections").json()["results"]
+    assert [d["validation_result"] for d in page] == ["TP", "FP", "FP", "FP", "FP"]
+    assert page[2]["iou"] == pytest.approx(50 / 150)
+    by_video = owner_api.get(f"/api/v1/videos/{video.pk}/detections").json()["results"]
+    assert by_video == page
+
+
+def test_scoring_again_replaces_the_results(owner_api, video):  # noqa: F811
+    sid = _scored_session(owner_api, video)
+    ids = np.array(DetectionEvent.objects.filter(test_session_id=sid).order_by("id").values_list("id", flat=True))
+    is_tp, iou = np.array([False, True, False, True, False]), np.linspace(0, 1, 5)
+    processing.write_back_results(sid, ids[::-1].copy(), is_tp[::-1].copy(), iou[::-1].copy())
+    stored = list(
+        DetectionResult.objects.order_by("detection_id").values_list("detection_id", "validation_result", "iou")
+    )
+    assert stored == [
+        (pk, "TP" if tp else "FP", v) for pk, tp, v in zip(ids.tolist(), is_tp.tolist(), iou.tolist(), strict=True)
+    ]
+
+
+def test_deleting_the_video_removes_detections_and_results(owner_api, video):  # noqa: F811
+    _scored_session(owner_api, video)
+    assert DetectionResult.objects.count() == 5
+    assert owner_api.delete(f"/api/v1/videos/{video.pk}").status_code == 204
+    assert (DetectionEvent.objects.count(), DetectionResult.objects.count()) == (0, 0)
