@@ -22,6 +22,7 @@ from django.http import HttpRequest
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from config.pagination import DEFAULT_PAGE, PagePlan, PageSpec, build_page, page_queryset, parse_cursor, parse_page_size
+from config.pgpool import apurging_check
 
 ALIAS = "default"
 Build = Callable[..., QuerySet[Any]]
@@ -156,17 +157,18 @@ def _new_pool() -> AsyncConnectionPool:
         if timezone_name and conn.info.parameter_status("TimeZone") != timezone_name:
             await conn.execute(set_tz, [timezone_name])
 
-    return AsyncConnectionPool(
+    pool = AsyncConnectionPool(
         kwargs=kwargs,
         min_size=settings.ADB_POOL_MIN_SIZE,
         max_size=settings.ADB_POOL_MAX_SIZE,
         timeout=settings.ADB_POOL_TIMEOUT_S,
         max_idle=300,
         configure=configure,
-        check=AsyncConnectionPool.check_connection,  # a killed backend is replaced on checkout, not served
+        check=apurging_check(lambda: pool),  # killed backends are replaced on checkout, all at once
         open=False,
         name="fw-adb",
     )
+    return pool
 
 
 async def _pool() -> AsyncConnectionPool:

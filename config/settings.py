@@ -99,6 +99,8 @@ TEMPLATES = [
 # --- Database ---------------------------------------------------------------
 if DATABASE_URL:
     _db = env.db_url("DATABASE_URL")
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        _db["ENGINE"] = "config.postgresql"  # Django's backend whose pool drops all dead connections at once
     _db["CONN_MAX_AGE"] = 0  # Django's native pool owns connection reuse.
     _db["CONN_HEALTH_CHECKS"] = True  # The pool checks a connection on checkout: killed ones are replaced.
     _db.setdefault("OPTIONS", {})
@@ -333,5 +335,6 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},  # one INFO line per client request (tests, S3 clients): noise
     },
 }
