@@ -45,7 +45,7 @@ def test_embedded_mode_needs_no_services():
 
 def test_production_mode_uses_postgres_pool_redis_and_redis_broker():
     assert _mode(DATABASE_URL="postgres://u@db:5432/fw", REDIS_URL="redis://r:6379/0") == {
-        "engine": "django.db.backends.postgresql",
+        "engine": "config.postgresql",
         "pool": True,
         "init": "",
         "cache": "django_redis.cache.RedisCache",
