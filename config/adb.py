@@ -19,10 +19,11 @@ from django.db.models import Model, QuerySet
 from django.db.models.query import ModelIterable, ValuesIterable
 from django.db.models.sql.compiler import SQLCompiler
 from django.http import HttpRequest
+from psycopg import adapt
+from psycopg.types.datetime import TimestamptzLoader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from config.pagination import DEFAULT_PAGE, PagePlan, PageSpec, build_page, page_queryset, parse_cursor, parse_page_size
-from config.pgpool import apurging_check
 
 ALIAS = "default"
 Build = Callable[..., QuerySet[Any]]
@@ -152,6 +153,13 @@ def _new_pool() -> AsyncConnectionPool:
     kwargs = database.get_connection_params()  # Django's own parameters and adapters (UTC timestamptz loader)
     kwargs.update(cursor_factory=psycopg.AsyncClientCursor, autocommit=True)  # reads: no BEGIN/ROLLBACK trips
     timezone_name, set_tz = database.timezone_name, database.ops.set_time_zone_sql()
+    if settings.USE_TZ and timezone_name == "UTC":
+        # Django's timestamptz loader is a Python subclass that re-stamps UTC on each value: a third of a list
+        # page's CPU. Sessions here run in UTC (configure below), so psycopg's own loader (its C version, which
+        # register_loader picks) returns the same aware UTC datetimes.
+        context = adapt.AdaptersMap(kwargs["context"].adapters)
+        context.register_loader("timestamptz", TimestamptzLoader)
+        kwargs["context"] = context
 
     async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
         if timezone_name and conn.info.parameter_status("TimeZone") != timezone_name:
@@ -164,7 +172,8 @@ def _new_pool() -> AsyncConnectionPool:
         timeout=settings.ADB_POOL_TIMEOUT_S,
         max_idle=300,
         configure=configure,
-        check=apurging_check(lambda: pool),  # killed backends are replaced on checkout, all at once
+        # No check on checkout (a pre-ping is a round trip per read): fetch_sql retries a read that met a dead
+        # connection once, after purging every dead idle one.
         open=False,
         name="fw-adb",
     )
@@ -208,7 +217,8 @@ def capture() -> Iterator[list[str]]:
 
 
 async def fetch_sql(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Run one statement on the pool; a connection found broken on use is dropped and the read retried once."""
+    """Run one statement on the pool. Connections are not pinged before use: one found dead (a restart,
+    `pg_terminate_backend`) is dropped with every dead idle sibling, and the read is retried once."""
     pool = await _pool()
     for attempt in (1, 2):
         try:
@@ -221,6 +231,7 @@ async def fetch_sql(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         except psycopg.OperationalError:
             if attempt == 2:
                 raise
+            await pool.check()
     for seen in _observers:
         seen.append(sql)
     return raw

@@ -108,7 +108,8 @@ async def list_videos(
             return media.json_response(page)
     await selectors.project_get_for_user(user=request.auth, project_id=project_id)
     queryset = selectors.video_list(project_id=project_id, status=status, ground_truth_generated=ground_truth_generated)
-    serialize = lambda v: selectors.video_to_dict(v, request)  # noqa: E731
+    queryset = queryset.values(*selectors.VIDEO_COLUMNS)
+    serialize = lambda row: selectors.video_row_to_dict(row, request)  # noqa: E731
     return media.json_response(await apaginate(request, queryset, selectors.VIDEO_ORDERING, serialize))
 
 

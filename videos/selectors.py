@@ -1,5 +1,6 @@
 """Video-side reads: every access check funnels through a `<entity>_get_for_user` gate (foreign → 404)."""
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db.models import Count, Exists, F, QuerySet
@@ -9,7 +10,7 @@ from config import adb
 from config.errors import NotFound
 from config.pagination import LARGE_PAGE, apaginate
 from videos.models import DetectionEvent, GroundTruthBox, Project, TestSession, Video
-from videos.storage import sign_media
+from videos.storage import media_signer
 
 PROJECT_ORDERING = ("-created_at", "-id")
 
@@ -93,13 +94,13 @@ async def video_search_page(
 ) -> dict[str, Any]:
     """One cursor page (newest first) of video_search, in one statement on the async pool when `fast`."""
     search = (search or "").strip()
-    serialize = lambda v: video_to_dict(v, request)  # noqa: E731
+    serialize = lambda row: video_row_to_dict(row, request)  # noqa: E731
     if fast:
         values = {**_scope(user), **({"search": search} if search else {}), **({"status": status} if status else {})}
         page = await adb.page(
             request,
             key=("search", user.is_staff, bool(search), bool(status)),
-            build=_video_search,
+            build=lambda **v: _video_search(**v).values(*VIDEO_COLUMNS),
             values=values,
             model=Video,
             ordering=VIDEO_ORDERING,
@@ -107,7 +108,7 @@ async def video_search_page(
         )
         if page is not None:
             return page  # an empty page is rare: the ORM path below builds it
-    queryset = video_search(user=user, search=search, status=status)
+    queryset = video_search(user=user, search=search, status=status).values(*VIDEO_COLUMNS)
     return await apaginate(request, queryset, VIDEO_ORDERING, serialize)
 
 
@@ -143,7 +144,7 @@ async def video_page_fast(
 
     def build(*, project_id: int, owner_id: int | None = None, status: str | None = None) -> QuerySet[Video]:
         queryset = video_list(project_id=project_id, status=status, ground_truth_generated=ground_truth_generated)
-        return _owned(queryset, owner_id, "project__owner_id")
+        return _owned(queryset, owner_id, "project__owner_id").values(*VIDEO_COLUMNS)
 
     return await adb.page(
         request,
@@ -152,38 +153,78 @@ async def video_page_fast(
         values=values,
         model=Video,
         ordering=VIDEO_ORDERING,
-        serialize=lambda v: video_to_dict(v, request),
+        serialize=lambda row: video_row_to_dict(row, request),
     )
 
 
-def video_to_dict(video: Video, request: Any) -> dict[str, Any]:
-    base = f"/api/v1/videos/{video.pk}"
-    thumbnail_url = None
-    if video.thumbnail:
-        thumbnail_url = request.build_absolute_uri(f"{base}/thumbnail?sig={sign_media(video.pk, 'thumbnail')}")
+def _video_links(request: Any) -> tuple[str, Callable[[int, str], str]]:
+    """The absolute `/api/v1/videos/` URL and a media signer, made once per request (a list page needs both
+    twice per video)."""
+    links = getattr(request, "_fw_video_links", None)
+    if links is None:
+        links = request._fw_video_links = (request.build_absolute_uri("/api/v1/videos/"), media_signer())
+    return links
+
+
+# What a video's JSON is made from: list pages read these columns as values() rows (no model instances).
+VIDEO_COLUMNS = (
+    "id",
+    "project_id",
+    "original_name",
+    "size_bytes",
+    "content_type",
+    "sha256",
+    "status",
+    "stage",
+    "progress",
+    "error",
+    "duration_s",
+    "fps",
+    "width",
+    "height",
+    "frame_count",
+    "codec",
+    "ground_truth_generated",
+    "thumbnail",
+    "created_at",
+    "updated_at",
+)
+
+
+def video_row_to_dict(row: Mapping[str, Any], request: Any) -> dict[str, Any]:
+    """A `values(*VIDEO_COLUMNS)` row as the API's video (VideoOut)."""
+    pk = row["id"]
+    videos_url, sign = _video_links(request)
+    base = f"{videos_url}{pk}"
     return {
-        "id": video.pk,
-        "project_id": video.project_id,
-        "original_name": video.original_name,
-        "size_bytes": video.size_bytes,
-        "content_type": video.content_type,
-        "sha256": video.sha256,
-        "status": video.status,
-        "stage": video.stage,
-        "progress": video.progress,
-        "error": video.error or None,
-        "duration_s": video.duration_s,
-        "fps": video.fps,
-        "width": video.width,
-        "height": video.height,
-        "frame_count": video.frame_count,
-        "codec": video.codec,
-        "ground_truth_generated": video.ground_truth_generated,
-        "thumbnail_url": thumbnail_url,
-        "file_url": request.build_absolute_uri(f"{base}/file?sig={sign_media(video.pk, 'file')}"),
-        "created_at": video.created_at,
-        "updated_at": video.updated_at,
+        "id": pk,
+        "project_id": row["project_id"],
+        "original_name": row["original_name"],
+        "size_bytes": row["size_bytes"],
+        "content_type": row["content_type"],
+        "sha256": row["sha256"],
+        "status": row["status"],
+        "stage": row["stage"],
+        "progress": row["progress"],
+        "error": row["error"] or None,
+        "duration_s": row["duration_s"],
+        "fps": row["fps"],
+        "width": row["width"],
+        "height": row["height"],
+        "frame_count": row["frame_count"],
+        "codec": row["codec"],
+        "ground_truth_generated": row["ground_truth_generated"],
+        "thumbnail_url": f"{base}/thumbnail?sig={sign(pk, 'thumbnail')}" if row["thumbnail"] else None,
+        "file_url": f"{base}/file?sig={sign(pk, 'file')}",
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
     }
+
+
+def video_to_dict(video: Video, request: Any) -> dict[str, Any]:
+    row = {name: getattr(video, name) for name in VIDEO_COLUMNS}
+    row["thumbnail"] = video.thumbnail.name
+    return video_row_to_dict(row, request)
 
 
 def ground_truth_list(*, video_id: int):

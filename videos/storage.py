@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -163,8 +164,13 @@ class _MediaSigner(signing.TimestampSigner):
         key = hashlib.sha256(force_bytes(self.salt + "signer") + force_bytes(self.key)).digest()
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
 
+    _step, _stamp = -1, ""
+
     def timestamp(self) -> str:
-        return signing.b62_encode(int(time.time()) // SIGNED_URL_STEP_S * SIGNED_URL_STEP_S)
+        step = int(time.time()) // SIGNED_URL_STEP_S
+        if step != self._step:
+            self._step, self._stamp = step, signing.b62_encode(step * SIGNED_URL_STEP_S)
+        return self._stamp
 
     def signature(self, value: str | bytes, key: str | bytes | None = None) -> str:
         if key is not None and key != self.key:  # fallback keys (SECRET_KEY_FALLBACKS) take the stock path
@@ -179,8 +185,38 @@ def _signer(secret_key: str) -> _MediaSigner:
     return _MediaSigner()
 
 
+# A signature only changes when its hour-granular timestamp does, so one per (video, kind) per step is enough:
+# list pages re-sign the same videos on every request. Cleared at each new step; bounded.
+_memo: dict[tuple[str, int, str], str] = {}
+_memo_step: list[str] = [""]
+_MEMO_MAX = 200_000
+
+
+def media_signer() -> Callable[[int, str], str]:
+    """sign_media for many videos at once (a list page): the key, signer and timestamp are read once."""
+    secret = settings.SECRET_KEY
+    signer = _signer(secret)
+    stamp = signer.timestamp()
+    if _memo_step[0] != stamp:
+        _memo.clear()
+        _memo_step[0] = stamp
+
+    def sign(video_id: int, kind: str) -> str:
+        key = (secret, video_id, kind)
+        sig = _memo.get(key)
+        if sig is None:
+            sig = f"{stamp}:{signer.signature(f'{kind}:{video_id}:{stamp}')}"
+            if len(_memo) >= _MEMO_MAX:
+                _memo.clear()
+            _memo[key] = sig
+        return sig
+
+    return sign
+
+
 def sign_media(video_id: int, kind: str) -> str:
-    return _signer(settings.SECRET_KEY).sign(f"{kind}:{video_id}").split(":", 2)[-1]
+    """`<timestamp>:<signature>` of "kind:video_id", exactly TimestampSigner.sign's tail."""
+    return media_signer()(video_id, kind)
 
 
 def check_media_signature(video_id: int, kind: str, sig: str) -> bool:

@@ -1,14 +1,32 @@
-"""Django's PostgreSQL backend with a pool whose checkout check recovers from a mass disconnect (config/pgpool.py).
+"""Django's PostgreSQL backend with a pool that recovers from a mass disconnect in one step.
 
-Django builds its `ConnectionPool` with `check=ConnectionPool.check_connection` when `CONN_HEALTH_CHECKS` is on and
-offers no hook for another check, so this wrapper builds the same pool with the purging one.
+psycopg_pool checks a connection on checkout (CONN_HEALTH_CHECKS) and, when the check fails, sleeps with
+exponential backoff (1 s, 2 s…) before trying the next one. After `pg_terminate_backend`, a failover or a PostgreSQL
+restart every idle connection is dead at once, so a request walking them one by one hits the pool timeout and
+answers 503 although the database is back. `purging_check` drops every dead idle connection the moment it finds one
+(`pool.check()`, which also starts the replacements), so the request's single backoff step lands on a fresh one.
+Django builds its `ConnectionPool` with `check=ConnectionPool.check_connection` and offers no hook for another
+check, so `DatabaseWrapper.pool` builds the same pool with this one.
 """
 
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool
 
-from config.pgpool import purging_check
+
+def purging_check(get_pool: Callable[[], ConnectionPool]) -> Callable[[psycopg.Connection[Any]], None]:
+    def check(conn: psycopg.Connection[Any]) -> None:
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            get_pool().check()  # its siblings most likely died with it
+            raise
+
+    return check
 
 
 class DatabaseWrapper(base.DatabaseWrapper):

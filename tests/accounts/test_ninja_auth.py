@@ -7,6 +7,7 @@ from ninja import NinjaAPI
 from ninja.testing import TestAsyncClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts import auth
 from accounts.auth import JWTAuth
 from accounts.models import User
 from tests.conftest import tokens_for
@@ -113,3 +114,59 @@ async def test_missing_or_garbage_credentials_are_401(client, headers):
     response = await client.get("/whoami", headers=headers)
 
     assert response.status_code == 401
+
+
+# --- The verified-token cache (accounts.auth._verified) --------------------------------------------------------
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[str]:
+    """Counts real verifications (AccessToken constructions) by user_from_access_token."""
+    seen: list[str] = []
+    real = auth.AccessToken
+
+    def counting(raw: str) -> AccessToken:
+        seen.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(auth, "AccessToken", counting)
+    auth._verified.clear()
+    return seen
+
+
+@pytest.mark.django_db
+def test_a_token_is_verified_once_then_served_from_the_cache(user_tokens, user, decodes):
+    first = auth.user_from_access_token(user_tokens["access"])
+    second = auth.user_from_access_token(user_tokens["access"])
+
+    assert first is not None and first.id == user.pk
+    assert second is first
+    assert decodes == [user_tokens["access"]]
+
+
+@pytest.mark.django_db
+def test_a_cached_token_stops_working_at_its_expiry(user_tokens, decodes, monkeypatch):
+    raw = user_tokens["access"]
+    exp = AccessToken(raw)["exp"]
+    assert auth.user_from_access_token(raw) is not None
+
+    monkeypatch.setattr(auth.time, "time", lambda: exp - 0.001)
+    assert auth.user_from_access_token(raw) is not None
+    monkeypatch.setattr(auth.time, "time", lambda: exp)
+    assert auth.user_from_access_token(raw) is None
+    assert len(decodes) == 1
+
+
+@pytest.mark.django_db
+def test_failures_are_not_cached_and_a_settings_change_forgets(user_tokens, decodes, settings):
+    raw = user_tokens["access"]
+    assert auth.user_from_access_token(raw[:-2] + "xx") is None
+    assert auth.user_from_access_token(raw[:-2] + "xx") is None
+    assert auth._verified == {}
+    assert auth.user_from_access_token(raw) is not None
+    assert list(auth._verified) == [raw]
+
+    settings.SIMPLE_JWT = {**settings.SIMPLE_JWT}
+    assert auth._verified == {}
+    assert auth.user_from_access_token(raw) is not None
+    assert len(decodes) == 4

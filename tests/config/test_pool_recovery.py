@@ -1,4 +1,4 @@
-"""After a mass disconnect the pools drop every dead idle connection at the first failed checkout (config/pgpool.py).
+"""After a mass disconnect the pools drop every dead idle connection at the first failure (config/postgresql, adb).
 
 psycopg_pool's own check walks dead connections one per backoff step (1 s, 2 s…), so a request after
 `pg_terminate_backend` could wait out the pool timeout; tests/reliability/test_database_faults.py measures the
@@ -13,9 +13,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.db import connection
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import ConnectionPool
 
-from config.pgpool import apurging_check, purging_check
+from config import adb
+from config.postgresql.base import purging_check
 
 pytestmark = [
     pytest.mark.skipif(
@@ -43,18 +44,18 @@ def _terminate(app: str) -> int:
         return int(cursor.fetchone()[0])
 
 
+def _terminate_pids(pids: list[int]) -> int:
+    """Kill exactly these backends (never another test's or thread's connection), from a connection of our own."""
+    with psycopg.connect(_conninfo("fw-pool-killer")) as killer:
+        return killer.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM unnest(%s::int[]) AS pid", [pids]
+        ).fetchone()[0]
+
+
 def _counted(check, calls: list[int]):
     def counting(conn):
         calls.append(1)
         return check(conn)
-
-    return counting
-
-
-def _acounted(check, calls: list[int]):
-    async def counting(conn):
-        calls.append(1)
-        return await check(conn)
 
     return counting
 
@@ -78,21 +79,27 @@ def test_sync_pool_purges_every_dead_connection_on_the_first_failed_check():
         pool.close()
 
 
-async def test_async_pool_purges_every_dead_connection_on_the_first_failed_check():
-    app, calls = f"fw-apool-{uuid.uuid4().hex[:8]}", []
-    check = _acounted(apurging_check(lambda: pool), calls)
-    pool: AsyncConnectionPool = AsyncConnectionPool(
-        _conninfo(app), min_size=SIZE, max_size=SIZE, timeout=10, open=False, check=check
-    )
-    await pool.open(wait=True)
+async def test_fast_read_pool_retries_once_after_purging_dead_connections(caplog, settings):
+    """The fast-read pool pings nothing before use (a round trip per read); a read that meets a dead connection
+    purges every dead idle one and is retried once, so it still answers."""
+    settings.ADB_POOL_MIN_SIZE = 3
+    await adb.close_pool()
+    pool = await adb._pool()
+    await pool.wait(timeout=10)
+    idle = pool.get_stats()["pool_available"]
+    held = [await pool.getconn() for _ in range(idle)]
+    pids = [conn.info.backend_pid for conn in held]
+    for conn in held:
+        await pool.putconn(conn)
+    assert idle >= 2
+    assert await sync_to_async(_terminate_pids)(pids) == idle
+    caplog.set_level(logging.WARNING, logger="psycopg.pool")
     try:
-        assert await sync_to_async(_terminate)(app) == SIZE
-        async with pool.connection() as conn:
-            assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
-        assert len(calls) == 2
-        assert pool.get_stats().get("connections_lost", 0) == SIZE
+        assert await adb.fetch_sql("SELECT 1", []) == [(1,)]
     finally:
-        await pool.close()
+        await adb.close_pool()
+    purged = [r for r in caplog.records if r.getMessage().startswith("discarding broken connection")]
+    assert len(purged) == idle - 1  # the first dead one failed the read; the rest went in one pass
 
 
 def test_django_pool_uses_the_purging_check(caplog):
@@ -106,10 +113,7 @@ def test_django_pool_uses_the_purging_check(caplog):
     pids = [conn.info.backend_pid for conn in held]
     for conn in held:
         pool.putconn(conn)
-    with psycopg.connect(_conninfo("fw-pool-killer")) as killer:
-        killed = killer.execute(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM unnest(%s::int[]) AS pid", [pids]
-        ).fetchone()[0]
+    killed = _terminate_pids(pids)
     assert killed == idle >= 2
     lost_before = pool.get_stats().get("connections_lost", 0)
     caplog.set_level(logging.WARNING, logger="psycopg.pool")
