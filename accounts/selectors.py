@@ -32,6 +32,10 @@ def user_cache_key(user_id: int) -> str:
     return f"user:v1:{user_id}"
 
 
+# A user's JSON, in this order: list pages read these columns as values() rows, which are the JSON as they are.
+USER_COLUMNS = ("id", "email", "username", "plan", "is_active", "is_staff", "date_joined")
+
+
 def user_to_dict(user: User) -> dict[str, Any]:
     return {
         "id": user.pk,
@@ -66,7 +70,7 @@ async def user_page_fast(
 
     def build(*, actor_id: int, plan: str | None = None, search: str | None = None) -> QuerySet[User]:
         actor = User.objects.filter(pk=actor_id, is_active=True, is_staff=True)
-        return user_list(is_active=is_active, plan=plan, search=search).filter(Exists(actor))
+        return user_list(is_active=is_active, plan=plan, search=search).filter(Exists(actor)).values(*USER_COLUMNS)
 
     return await adb.page(
         request,
@@ -75,7 +79,6 @@ async def user_page_fast(
         values=values,
         model=User,
         ordering=USER_ORDERINGS[ordering],
-        serialize=user_to_dict,
     )
 
 

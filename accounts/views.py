@@ -1,9 +1,10 @@
 """Accounts API (DRF): thin views that parse, call a service or selector, and shape the answer."""
 
+import functools
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAdminUser
@@ -97,10 +98,17 @@ def _fast_user_list_args(request: HttpRequest) -> dict[str, Any] | None:
         return None
     try:
         user = user_from_access_token(parts[1])
-        filters, ordering = _user_list_args(request.GET)
-        return None if user is None else {"actor_id": user.id, "filters": filters, "ordering": ordering}
+        filters, ordering = _cached_user_list_args(request.META.get("QUERY_STRING", ""))
+        return None if user is None else {"actor_id": user.id, "filters": dict(filters), "ordering": ordering}
     except (ValueError, serializers.ValidationError, ValidationFailed):
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_user_list_args(query_string: str) -> tuple[dict[str, Any], str]:
+    """_user_list_args by raw query string: a client repeats its filters, DRF's field validation is not free.
+    Invalid strings raise (lru_cache keeps no exception)."""
+    return _user_list_args(QueryDict(query_string))
 
 
 _drf_user_list = UserListView.as_view()

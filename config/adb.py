@@ -151,7 +151,10 @@ _pools: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[AsyncConnect
 def _new_pool() -> AsyncConnectionPool:
     database = connections[ALIAS]
     kwargs = database.get_connection_params()  # Django's own parameters and adapters (UTC timestamptz loader)
-    kwargs.update(cursor_factory=psycopg.AsyncClientCursor, autocommit=True)  # reads: no BEGIN/ROLLBACK trips
+    # Autocommit: reads need no BEGIN/ROLLBACK trips. Server-side binding with every shape prepared on its first
+    # use per connection: PostgreSQL parses and plans a hot read once, not on every request (video detail
+    # 2.5 → 1.4 ms in-process). Needs session-level pooling (PgBouncer in transaction mode would not do).
+    kwargs.update(cursor_factory=psycopg.AsyncCursor, autocommit=True, prepare_threshold=0)
     timezone_name, set_tz = database.timezone_name, database.ops.set_time_zone_sql()
     if settings.USE_TZ and timezone_name == "UTC":
         # Django's timestamptz loader is a Python subclass that re-stamps UTC on each value: a third of a list
