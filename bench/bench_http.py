@@ -370,6 +370,25 @@ def scenarios(d: dict[str, Any]) -> dict[str, tuple[str, list[str], str | None]]
     }
 
 
+def settle(db: str, limit_s: float = 180.0) -> None:
+    """Until no statement runs on the bench database (bounded): a server keeps answering requests that wrk gave up
+    on (a warm-up's, or timed-out ones), and that backlog must not load the next measurement."""
+    started = time.monotonic()
+    active = ["1"]
+    while time.monotonic() - started < limit_s:
+        [active] = psql_rows(
+            db,
+            "select count(*) from pg_stat_activity where datname = current_database() "
+            "and state = 'active' and pid <> pg_backend_pid()",
+        )
+        if active == ["0"]:
+            break
+        time.sleep(0.2)
+    waited = time.monotonic() - started
+    if waited > 1:
+        print(f"  (waited {waited:.0f} s for the server's backlog to drain{'' if active == ['0'] else ', gave up'})")
+
+
 def measure(base: str, db: str, token: str, paths: list[str], args: argparse.Namespace) -> dict[str, Any]:
     load = (
         (lambda s: run_wrk(base, paths, token, s, args.connections, args.threads))
@@ -377,14 +396,16 @@ def measure(base: str, db: str, token: str, paths: list[str], args: argparse.Nam
         else (lambda s: run_python_client(base, paths, token, s, args.connections))
     )
     load(args.warmup)
+    settle(db)
     time.sleep(1.2)  # let backends flush their statistics
     before = xact_counts(db)
     result = load(args.duration)
     time.sleep(1.2)
     after = xact_counts(db)
-    requests = max(result["requests"], 1)
-    result["sql_per_request"] = round((after[0] - before[0]) / requests, 3)  # autocommit statements
-    result["rollbacks_per_request"] = round((after[1] - before[1]) / requests, 3)  # BEGIN … ROLLBACK blocks
+    requests = result["requests"]
+    # Autocommit statements and BEGIN … ROLLBACK blocks per answered request (None: nothing was answered).
+    result["sql_per_request"] = round((after[0] - before[0]) / requests, 3) if requests else None
+    result["rollbacks_per_request"] = round((after[1] - before[1]) / requests, 3) if requests else None
     return result
 
 
@@ -449,18 +470,21 @@ def run_server(server: str, args: argparse.Namespace, env: dict[str, str], loada
                 results[name] = {"skipped": skip}
                 print(f"{name:20} skipped: {skip}")
                 continue
+            settle(args.db)
             prime(base, token, name)
             shapes[name] = response_shape(base, token, paths[0])
             r = results[name] = measure(base, args.db, token, paths, args)
             print(
                 f"{name:20} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f}  p95 {r['p95_ms']:6.1f}  "
                 f"p99 {r['p99_ms']:6.1f} ms"
-                f"  non-2xx {r['non_2xx']}  SQL/req {r['sql_per_request']}  rollbacks/req {r['rollbacks_per_request']}"
+                f"  non-2xx {r['non_2xx']}  socket errors/timeouts {r['socket_errors']}"
+                f"  SQL/req {r['sql_per_request']}  rollbacks/req {r['rollbacks_per_request']}"
             )
         for name in args.open_loop or []:
             token, paths, skip = scenarios(d)[name]
             if skip or (args.only and name not in args.only):
                 continue
+            settle(args.db)
             prime(base, token, name)
             r = results[f"{name}_open_loop"] = run_open_loop(
                 base, paths, token, args.duration, args.connections, args.open_loop_rate
@@ -502,19 +526,36 @@ def side_by_side_table(ours: dict[str, Any], ref: dict[str, Any]) -> tuple[str, 
             lines.append(f"{name:28} skipped: {rows[name]['skipped']}")
             continue
         rps = "achieved_rps" if "achieved_rps" in a else "rps"
+
+        def p99(x: dict[str, Any]) -> float | None:  # no latency without a response
+            return round(x["p99_ms"], 1) if x.get("requests") else None
+
         rows[name] = {
             "framewise_rps": round(a[rps], 1),
-            "framewise_p99_ms": round(a["p99_ms"], 1),
+            "framewise_p99_ms": p99(a),
             "reference_rps": round(b[rps], 1),
-            "reference_p99_ms": round(b["p99_ms"], 1),
+            "reference_p99_ms": p99(b),
             "ratio": round(a[rps] / b[rps], 2) if b[rps] else None,
         }
         r = rows[name]
-        ratio = f"{r['ratio']:6.2f}" if r["ratio"] is not None else f"{'-':>6}"
-        lines.append(
-            f"{name:28} {r['framewise_rps']:15.0f} {r['framewise_p99_ms']:8.1f} {r['reference_rps']:15.0f} "
-            f"{r['reference_p99_ms']:8.1f} {ratio}"
-        )
+        cells = [
+            f"{v:{width}.{digits}f}" if v is not None else f"{'-':>{width}}"
+            for v, width, digits in (
+                (r["framewise_rps"], 15, 0),
+                (r["framewise_p99_ms"], 8, 1),
+                (r["reference_rps"], 15, 0),
+                (r["reference_p99_ms"], 8, 1),
+                (r["ratio"], 6, 2),
+            )
+        ]
+        lines.append(f"{name:28} {' '.join(cells)}")
+    for side, run in (("Framewise", ours), ("reference", ref)):
+        for name, r in run["scenarios"].items():
+            if r.get("non_2xx") or r.get("socket_errors"):
+                lines.append(
+                    f"  {side} {name}: {r['requests']} responses, {r['non_2xx']} non-2xx, "
+                    f"{r.get('socket_errors', 0)} socket errors/timeouts (wrk gives up after 10 s)"
+                )
     for name in ours.get("shapes", {}).keys() & ref.get("shapes", {}).keys():
         missing = sorted(set(ours["shapes"][name]) - set(ref["shapes"][name]))
         extra = sorted(set(ref["shapes"][name]) - set(ours["shapes"][name]))
