@@ -43,7 +43,7 @@ bench: venv
 	$(PY) bench/bench_upload.py --mb 100
 	$(PY) bench/bench_sessions.py
 	$(PY) bench/bench_dashboard.py
-	$(PY) bench/bench_http.py --workers 2
+	$(PY) bench/bench_http.py --side-by-side --workers 2
 
 # Reliability/security scenarios with real processes (tests/reliability); CHAOS_SCALE=10 for nightly sizes.
 chaos: venv
