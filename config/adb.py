@@ -225,9 +225,14 @@ async def fetch_sql(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     pool = await _pool()
     for attempt in (1, 2):
         try:
-            async with pool.connection() as conn:
+            # getconn/putconn, not `pool.connection()`: that also enters the connection's own context, whose exit
+            # commits (a no-op in autocommit, yet a lock and a status check on every read).
+            conn = await pool.getconn()
+            try:
                 cursor = await conn.execute(sql, params)
                 raw = await cursor.fetchall()
+            finally:
+                await pool.putconn(conn)  # a broken connection is discarded here
             break
         except PoolTimeout:
             raise  # No connection within the pool timeout: a retry would double the wait (503 now).
