@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from common import BIN, ROOT, ServerProcess, prepare_database
+from common import bench_env as common_bench_env
 
 RESULTS = ROOT / "bench" / "results" / "dashboard.json"
 WORK_DIR = Path(tempfile.gettempdir()) / "framewise-bench"
@@ -51,16 +52,7 @@ GOAL_CACHED_RPS = 1_000
 
 
 def bench_env() -> dict[str, str]:
-    return {
-        "DATABASE_URL": DATABASE_URL,
-        "REDIS_URL": REDIS_URL,
-        "RATE_LIMIT_ENABLED": "0",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "EMBEDDED_WORKER": "0",
-        "DEBUG": "0",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
+    return common_bench_env(DATABASE_URL, REDIS_URL)
 
 
 def seed(username: str) -> tuple[Any, Any]:

@@ -55,39 +55,15 @@ end
 
 def server_cmd(server: str, port: int, workers: int) -> list[str]:
     app = "config.asgi:application"
-    if server in ("uvicorn", REFERENCE):
+    flags = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log"]
+    flags += ["--log-level", "warning"]
+    if server == "uvicorn":
+        return [str(BIN / "uvicorn"), app, *flags]
+    if server == REFERENCE:
         # The reference's uvicorn is the one in REFERENCE_PATH (first on its PYTHONPATH), run by the venv's Python.
-        return [
-            *([str(BIN / "python"), "-m", "uvicorn", "bench.reference.fastapi_app:app"] if server == REFERENCE else []),
-            *([str(BIN / "uvicorn"), app] if server == "uvicorn" else []),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
+        return [str(BIN / "python"), "-m", "uvicorn", "bench.reference.fastapi_app:app", *flags]
     if server == "granian":
-        return [
-            str(BIN / "python"),
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            app,
-        ]
+        return [str(BIN / "python"), "-m", "granian", "--interface", "asgi", *flags, app]
     return [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), app]
 
 

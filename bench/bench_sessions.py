@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import orjson
 from common import BIN, ROOT, CpuMeter, RssSampler, ServerProcess, prepare_database
+from common import bench_env as common_bench_env
 
 RESULTS = ROOT / "bench" / "results" / "sessions.json"
 WORK_DIR = Path(tempfile.gettempdir()) / "framewise-bench"  # /tmp/framewise-bench
@@ -68,17 +69,8 @@ GOAL_STREAM_GROWTH_MB = 50
 
 
 def bench_env() -> dict[str, str]:
-    return {
-        "DATABASE_URL": DATABASE_URL,
-        "REDIS_URL": REDIS_URL,
-        "RATE_LIMIT_ENABLED": "0",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "MEDIA_ROOT": str(MEDIA_ROOT),
-        "EMBEDDED_WORKER": "0",  # already off with REDIS_URL set; explicit: nobody else runs the score jobs
-        "DEBUG": "0",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
+    # EMBEDDED_WORKER stays off (common): nobody else runs the score jobs.
+    return common_bench_env(DATABASE_URL, REDIS_URL, MEDIA_ROOT=str(MEDIA_ROOT))
 
 
 # --- Bounded phases -------------------------------------------------------------------

@@ -137,6 +137,22 @@ class ServerProcess:
         self.log.close()
 
 
+def bench_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark's server and in-process Django: its own database and Redis db, no rate
+    limits, no embedded worker, production-like settings."""
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "RATE_LIMIT_ENABLED": "0",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "EMBEDDED_WORKER": "0",
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
 def prepare_database(name: str, env: dict[str, str]) -> None:
     """Create the benchmark database `name` if missing and migrate it with `env`."""
     psql = ["psql", "-h", "127.0.0.1", "-U", "root", "-d", "postgres", "-tAc"]

@@ -136,7 +136,6 @@ async def get_video(request: HttpRequest, video_id: int):
         return media.not_modified(etag)
     response = HttpResponse(media.render_json(selectors.video_to_dict(video, request)), content_type="application/json")
     response["ETag"] = etag
-    response["Cache-Control"] = "private, max-age=0, must-revalidate"
     return response
 
 
