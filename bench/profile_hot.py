@@ -151,7 +151,8 @@ def main() -> None:
             for _ in range(args.n):
                 await call(application, path, tokens[user])
             profiler.disable()
-            pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "40")))
+            stats = pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime"))
+            stats.print_stats(int(os.environ.get("TOP", "40")))
             return
         print(f"{'scenario':<22}{'status':>7}{'bytes':>9}{'CPU ms/req':>12}")
         for name, (user, path) in table.items():
