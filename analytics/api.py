@@ -1,5 +1,7 @@
 """Analytics API (Ninja, async): dashboards from maintained counters, users, cache and database figures."""
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 from ninja import Router
 
@@ -21,12 +23,16 @@ def _require_staff(request: HttpRequest) -> None:
         raise Forbidden("Staff only.")
 
 
+async def dashboard_stats_body(request: HttpRequest, user: Any) -> bytes:
+    """The cached dashboard's JSON; config.lane serves it before the middleware chain as well."""
+    return await selectors.dashboard_stats_cached(user=user, fast=adb.enabled(request))
+
+
 @router.get("/dashboard/stats", response=StatsOut)
 async def get_dashboard_stats(request: HttpRequest, fresh: bool = False):
-    fast = adb.enabled(request)
     if fresh:
-        return await selectors.dashboard_stats(user=request.auth, fast=fast)
-    return _json(await selectors.dashboard_stats_cached(user=request.auth, fast=fast))
+        return await selectors.dashboard_stats(user=request.auth, fast=adb.enabled(request))
+    return _json(await dashboard_stats_body(request, request.auth))
 
 
 @router.get("/projects/{project_id}/stats", response=StatsOut)

@@ -64,22 +64,26 @@ class CacheHeadersMiddleware(AsyncMiddleware):
     reading them), and Range responses are answered by their views."""
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        response = await self.get_response(request)
-        policy = policy_for(request, response.status_code)
-        if policy is None:
-            return response
-        response["Cache-Control"] = policy
-        if response.status_code == 304:
-            for header in _BODY_HEADERS:  # a view's own 304 may still carry a default Content-Type
-                del response[header]
-        if policy == NO_STORE:
-            return response
-        patch_vary_headers(response, ("Authorization",))
-        if response.status_code != 200 or response.streaming:
-            return response
-        if not response.has_header("ETag"):
-            set_response_etag(response)
-        if_none_match = request.headers.get("If-None-Match")
-        if if_none_match and response.has_header("ETag") and etag_matches(if_none_match, response["ETag"]):
-            return not_modified(response)
+        return apply_cache_headers(request, await self.get_response(request))
+
+
+def apply_cache_headers(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """CacheHeadersMiddleware's work on one response: the policy, Vary, the body-hash ETag, 304 on a match."""
+    policy = policy_for(request, response.status_code)
+    if policy is None:
         return response
+    response["Cache-Control"] = policy
+    if response.status_code == 304:
+        for header in _BODY_HEADERS:  # a view's own 304 may still carry a default Content-Type
+            del response[header]
+    if policy == NO_STORE:
+        return response
+    patch_vary_headers(response, ("Authorization",))
+    if response.status_code != 200 or response.streaming:
+        return response
+    if not response.has_header("ETag"):
+        set_response_etag(response)
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match and response.has_header("ETag") and etag_matches(if_none_match, response["ETag"]):
+        return not_modified(response)
+    return response

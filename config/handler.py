@@ -15,6 +15,8 @@ from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import ResolverMatch, get_resolver, set_script_prefix
 
+from config.lane import HotLane
+
 # These receivers manage per-thread state (Django's DB connections are per thread). A request's sync code runs on
 # the thread its ThreadSensitiveContext starts on first use, so until that thread exists they have nothing to do.
 _THREAD_STATE = frozenset({reset_queries, close_old_connections, close_caches})
@@ -43,6 +45,7 @@ class LeanASGIHandler(ASGIHandler):
 
     def __init__(self) -> None:
         super().__init__()
+        self.lane = HotLane()
         self._resolved: dict[tuple[Any, str], ResolverMatch] = {}
 
     def resolve_request(self, request: HttpRequest) -> ResolverMatch:
@@ -78,6 +81,13 @@ class LeanASGIHandler(ASGIHandler):
             body_file.close()
             await self.send_response(error_response, send)
             await sync_to_async(error_response.close)()
+            return
+
+        response = await self.lane.serve(request)  # a cached hot read, answered without the middleware chain
+        if response is not None:
+            await self.send_response(response, send)
+            await self._finished(response, request)
+            body_file.close()
             return
 
         async def process_request(request: ASGIRequest, send: Send) -> HttpResponseBase:

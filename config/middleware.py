@@ -1,6 +1,7 @@
 """Async-only middleware: request context, the error shape, rate limits, timeouts, CSP on HTML."""
 
 import asyncio
+import contextvars
 import logging
 import re
 import time
@@ -33,33 +34,47 @@ class AsyncMiddleware:
         markcoroutinefunction(self)
 
 
+def request_context_start(request: HttpRequest) -> tuple[float, contextvars.Token[str]]:
+    """Name the request (X-Request-ID echoed when safe, else generated) and start its clock."""
+    started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request.request_id = request_id  # type: ignore[attr-defined]
+    return started, request_id_var.set(request_id)
+
+
+def request_context_finish(
+    request: HttpRequest, response: HttpResponseBase, started: float, token: contextvars.Token[str]
+) -> None:
+    """X-Request-ID and X-Process-Time on the response; a slow request is logged."""
+    request_id_var.reset(token)
+    elapsed = time.perf_counter() - started
+    response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+    response["X-Process-Time"] = f"{elapsed:.6f}"
+    if elapsed > settings.SLOW_REQUEST_S:
+        logger.warning(
+            "slow request",
+            extra={
+                "request_id": request.request_id,  # type: ignore[attr-defined]
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 1),
+            },
+        )
+
+
 class RequestContextMiddleware(AsyncMiddleware):
     """X-Request-ID (echoed when safe, else generated), X-Process-Time, slow-request log."""
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id  # type: ignore[attr-defined]
-        token = request_id_var.set(request_id)
+        started, token = request_context_start(request)
         try:
             response = await self.get_response(request)
-        finally:
+        except BaseException:
             request_id_var.reset(token)
-        elapsed = time.perf_counter() - started
-        response["X-Request-ID"] = request_id
-        response["X-Process-Time"] = f"{elapsed:.6f}"
-        if elapsed > settings.SLOW_REQUEST_S:
-            logger.warning(
-                "slow request",
-                extra={
-                    "request_id": request_id,
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
-                    "duration_ms": round(elapsed * 1000, 1),
-                },
-            )
+            raise
+        request_context_finish(request, response, started, token)
         return response
 
 
@@ -91,27 +106,37 @@ class ErrorShapeMiddleware(AsyncMiddleware):
         return None
 
 
+async def rate_limit(request: HttpRequest) -> tuple[HttpResponseBase | None, dict[str, str]]:
+    """The request's scoped limit, per user (bearer token) else per client IP: a 429 to answer instead, or
+    the RateLimit-* headers for the response (none when limits are off, the path is unscoped or Redis is down)."""
+    scope = throttling.scope_for(request) if settings.RATE_LIMIT_ENABLED else None
+    if scope is None:
+        return None, {}
+    user = bearer_user(request) if scope != "auth" else None
+    ident = f"u{user.id}" if user is not None else f"ip{throttling.client_ip(request)}"
+    verdict = await throttling.hit(scope, ident)
+    if verdict is None:
+        return None, {}
+    if not verdict.allowed:
+        refusal = error_response(
+            429,
+            message=f"Rate limit exceeded for '{scope}'; retry in {verdict.reset_s} s.",
+            details={"scope": scope, "retry_after": verdict.reset_s},
+            headers=verdict.headers(),
+        )
+        return refusal, {}
+    return None, verdict.headers()
+
+
 class RateLimitMiddleware(AsyncMiddleware):
     """Scoped limits per user (from the bearer token) else per client IP; RateLimit-* headers."""
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        scope = throttling.scope_for(request) if settings.RATE_LIMIT_ENABLED else None
-        if scope is None:
-            return await self.get_response(request)
-        user = bearer_user(request) if scope != "auth" else None
-        ident = f"u{user.id}" if user is not None else f"ip{throttling.client_ip(request)}"
-        verdict = await throttling.hit(scope, ident)
-        if verdict is None:
-            return await self.get_response(request)
-        if not verdict.allowed:
-            return error_response(
-                429,
-                message=f"Rate limit exceeded for '{scope}'; retry in {verdict.reset_s} s.",
-                details={"scope": scope, "retry_after": verdict.reset_s},
-                headers=verdict.headers(),
-            )
+        refusal, headers = await rate_limit(request)
+        if refusal is not None:
+            return refusal
         response = await self.get_response(request)
-        for key, value in verdict.headers().items():
+        for key, value in headers.items():
             response[key] = value
         return response
 
@@ -148,12 +173,17 @@ class TimeoutMiddleware(AsyncMiddleware):
         except TimeoutError:
             if not deadline.expired():
                 raise  # A TimeoutError of the view's own, not ours.
-        logger.warning("request timeout", extra={"method": request.method, "path": request.path, "timeout_s": limit})
-        return error_response(
-            504,
-            message=f"The request took longer than {limit:g} s and was cancelled.",
-            details={"timeout_s": limit},
-        )
+        return timeout_response(request, limit)
+
+
+def timeout_response(request: HttpRequest, limit: float) -> HttpResponseBase:
+    """The 504 of a request cancelled after `limit` seconds."""
+    logger.warning("request timeout", extra={"method": request.method, "path": request.path, "timeout_s": limit})
+    return error_response(
+        504,
+        message=f"The request took longer than {limit:g} s and was cancelled.",
+        details={"timeout_s": limit},
+    )
 
 
 class ContentSecurityPolicyMiddleware(AsyncMiddleware):
