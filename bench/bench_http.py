@@ -32,7 +32,7 @@ REFERENCE = "fastapi-reference"
 # A pip --target dir holding the reference app's packages (bench/reference/install.sh fills it when missing).
 REFERENCE_PATH = ROOT / os.environ.get("REFERENCE_PATH", "var/reference")
 REFERENCE_REDIS_URL = "redis://127.0.0.1:6379/9"
-SERVERS = ("uvicorn", "granian", "daphne", REFERENCE)
+SERVERS = ("uvicorn", "uvicorn-shared", "granian", "daphne", REFERENCE)
 
 # wrk: one Authorization header per request (mixed: a weighted path list), summary as JSON.
 WRK_LUA = """
@@ -57,7 +57,9 @@ def server_cmd(server: str, port: int, workers: int) -> list[str]:
     app = "config.asgi:application"
     flags = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log"]
     flags += ["--log-level", "warning"]
-    if server == "uvicorn":
+    if server == "uvicorn":  # config.serve: uvicorn processes with a SO_REUSEPORT socket each (production)
+        return [str(BIN / "python"), "-m", "config.serve", *flags]
+    if server == "uvicorn-shared":  # stock `uvicorn --workers`: one socket shared by the workers
         return [str(BIN / "uvicorn"), app, *flags]
     if server == REFERENCE:
         # The reference's uvicorn is the one in REFERENCE_PATH (first on its PYTHONPATH), run by the venv's Python.
@@ -120,6 +122,16 @@ def run_wrk(base: str, paths: list[str], token: str, seconds: float, connections
     }
 
 
+def run_client(main: Any) -> Any:
+    """Run a load generator's coroutine on uvloop when installed (uvicorn[standard] brings it): the client shares
+    the 2 cores with the server, and asyncio's own loop costs it about twice the CPU per request."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 async def _client_loop(host: str, port: int, paths: list[str], token: str, stop: float, out: list[tuple[float, int]]):
     reader, writer = await asyncio.open_connection(host, port)
     i = 0
@@ -154,7 +166,7 @@ def run_python_client(base: str, paths: list[str], token: str, seconds: float, c
         await asyncio.gather(*(_client_loop(host, int(port), paths, token, stop, samples) for _ in range(connections)))
         return time.perf_counter() - started
 
-    elapsed = asyncio.run(main())
+    elapsed = run_client(main())
     latencies = sorted(s[0] for s in samples)
     q = statistics.quantiles(latencies, n=100)
     return {
@@ -209,7 +221,7 @@ def run_open_loop(base: str, paths: list[str], token: str, seconds: float, conne
         await asyncio.gather(*workers)
         return time.perf_counter() - started
 
-    elapsed = asyncio.run(main())
+    elapsed = run_client(main())
     latencies = sorted(s[0] for s in samples)
     q = statistics.quantiles(latencies, n=100)
     return {
