@@ -31,7 +31,8 @@ def bulk_insert(model: type[Model], columns: Sequence[str], rows: Iterable[Seque
     PostgreSQL: one binary COPY (psycopg's C dumpers, no float-to-text formatting on either side)."""
     if connection.vendor == "postgresql":
         sql = f"COPY {model._meta.db_table} ({_columns_sql(model, columns)}) FROM STDIN (FORMAT BINARY)"
-        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        # The raw psycopg cursor's errors come out as Django's (IntegrityError, ...), as on other databases.
+        with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
             copy.set_types(_db_types(model, columns))
             for row in rows:
                 copy.write_row(row)
@@ -72,7 +73,7 @@ def bulk_insert_arrays(model: type[Model], arrays: Mapping[str, np.ndarray | Seq
                 keep[:, offset : offset + width] = np.arange(width) < text[column][1][:, None]
         data = data[keep]
     sql = f"COPY {model._meta.db_table} ({_columns_sql(model, columns)}) FROM STDIN (FORMAT BINARY)"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         copy.write(_PGCOPY_HEADER)
         copy.write(np.ascontiguousarray(data).data)
         copy.write(_PGCOPY_TRAILER)

@@ -14,7 +14,7 @@ from datetime import timedelta
 import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -216,19 +216,27 @@ def requeue_stale_jobs(*, older_than_s: int = LEASE_S) -> int:
 
 def write_back_results(session_id: int, ids: np.ndarray, is_tp: np.ndarray, iou: np.ndarray) -> None:
     """Replace the session's stored results with one row per detection, in the caller's transaction: a
-    binary COPY laid out by NumPy into the narrow results table (batched INSERTs off PostgreSQL). Deleting
-    first makes a retry replace a partial or earlier output."""
-    DetectionResult.objects.filter(test_session_id=session_id).delete()
+    binary COPY laid out by NumPy into the narrow results table (batched INSERTs off PostgreSQL).
+
+    A first scoring has nothing to replace, yet deleting by session first cost as much as the COPY (the
+    planner scans the whole results table for an unscored session). So the COPY goes first, in a savepoint;
+    stored results make it fail on the primary key, and only then are they deleted and the COPY repeated.
+    They always do: a scoring writes a result for every detection of its session, and the new rows hold
+    every detection still in the session (results of detections deleted since, e.g. in the admin, are
+    unreachable and go with their session)."""
     order = np.argsort(ids, kind="stable")  # ascending keys append to the primary-key index
-    bulk_insert_arrays(
-        DetectionResult,
-        {
-            "detection_id": ids[order],
-            "test_session_id": np.full(ids.size, session_id, dtype=np.int64),
-            "validation_result": np.where(is_tp[order], b"TP", b"FP"),
-            "iou": iou[order],
-        },
-    )
+    columns = {
+        "detection_id": ids[order],
+        "test_session_id": np.full(ids.size, session_id, dtype=np.int64),
+        "validation_result": np.where(is_tp[order], b"TP", b"FP"),
+        "iou": iou[order],
+    }
+    try:
+        with transaction.atomic():
+            bulk_insert_arrays(DetectionResult, columns)
+    except IntegrityError:  # a retry, or the session scored again
+        DetectionResult.objects.filter(test_session_id=session_id).delete()
+        bulk_insert_arrays(DetectionResult, columns)
 
 
 def score_session_job(*, job_id: int) -> None:

@@ -3,6 +3,8 @@
 import numpy as np
 import orjson
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -240,3 +242,13 @@ def test_deleting_the_video_removes_detections_and_results(owner_api, video):  #
     assert DetectionResult.objects.count() == 5
     assert owner_api.delete(f"/api/v1/videos/{video.pk}").status_code == 204
     assert (DetectionEvent.objects.count(), DetectionResult.objects.count()) == (0, 0)
+
+
+def test_a_first_scoring_writes_its_results_without_deleting(owner_api, video):  # noqa: F811
+    session = owner_api.post(f"/api/v1/videos/{video.pk}/test-sessions", {"model_name": "m"}, format="json").json()
+    owner_api.post(f"/api/v1/test-sessions/{session['id']}/detections", DETECTIONS, format="json")
+    ids = np.array(DetectionEvent.objects.filter(test_session_id=session["id"]).values_list("id", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        processing.write_back_results(session["id"], ids, np.ones(ids.size, dtype=bool), np.full(ids.size, 0.5))
+    assert not [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("DELETE")]
+    assert DetectionResult.objects.filter(test_session_id=session["id"]).count() == ids.size
