@@ -113,7 +113,8 @@ def fetch_grouped_arrays(
     its distinct values and, per row, the int64 index of its value in that list; rows come grouped by value.
 
     PostgreSQL: one query with a row per value (GROUP BY), so no Python object is made per row for `key`
-    either: a text column came back as one `str` per row, the largest cost of loading it."""
+    either: a text column came back as one `str` per row, the largest cost of loading it. Meant for rows read
+    through an index range (one session's detections): it is planned as such."""
     if connection.vendor != "postgresql":
         arrays = _orm_arrays(queryset, (key, *columns))
         lookup: dict[Any, int] = {}
@@ -144,18 +145,22 @@ def _aggregate_rows(queryset: QuerySet[Any], columns: Sequence[str], group_by: s
         if not group_by:
             cursor.execute(f"SELECT {aggregates} FROM ({inner}) AS q ({aliases})", params, binary=True)  # noqa: S608
             return cursor.fetchall()
-        # The planner groups by sorting every row when it expects few, as for rows added since the table's
-        # last ANALYZE (a session scored right after its ingest): at 100 000 detections that sort spilled to
-        # disk and cost more than the whole scan. Hashing is one pass at any size, so sorting is off for this
-        # statement only: set locally in a savepoint (or transaction) of its own, then set back.
+        # Statistics lag behind rows added since the table's last ANALYZE (a session scored right after its
+        # ingest), and so did the plans: expecting few rows, grouping sorted every row (spilling to disk at
+        # 100 000 detections: more than the whole scan); expecting many, a scan of the whole table replaced
+        # the index range (2x the CPU at 1.3M rows). Hashing is one pass at any size and these reads are index
+        # ranges, so sorts and sequential scans are off for this statement only: set locally in a savepoint
+        # (or transaction) of its own, then set back.
         with transaction.atomic():
-            cursor.execute("SELECT current_setting('enable_sort')")
-            (previous,) = cursor.fetchone() or ("on",)
-            cursor.execute("SELECT set_config('enable_sort', 'off', true)")
+            cursor.execute("SELECT current_setting('enable_sort'), current_setting('enable_seqscan')")
+            previous = cursor.fetchone()
+            cursor.execute("SELECT set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true)")
             sql = f"SELECT q.k, {aggregates} FROM ({inner}) AS q (k, {aliases}) GROUP BY q.k"  # noqa: S608
             cursor.execute(sql, params, binary=True)
             rows = cursor.fetchall()
-            cursor.execute("SELECT set_config('enable_sort', %s, true)", [previous])
+            cursor.execute(
+                "SELECT set_config('enable_sort', %s, true), set_config('enable_seqscan', %s, true)", previous
+            )
         return rows
 
 

@@ -269,7 +269,7 @@ def test_fetch_grouped_arrays_gives_each_row_the_code_of_its_value(video):  # no
     boxes = GroundTruthBox.objects.filter(video=video)
     with transaction.atomic():
         values, codes, got = fetch_grouped_arrays(boxes, "label", ("id", "frame", "x"))
-        assert _enable_sort() == "on"  # the caller's transaction keeps its planner settings
+        assert _planner_settings() == ["on", "on"]  # the caller's transaction keeps its plans
     assert len(values) == len(set(values)) == len(set(labels) | {"car", "person"})
     labelled = [values[c] for c in codes.tolist()]
     rows = zip(got["id"].tolist(), labelled, got["frame"].tolist(), got["x"].tolist(), strict=True)
@@ -279,12 +279,12 @@ def test_fetch_grouped_arrays_gives_each_row_the_code_of_its_value(video):  # no
     assert (values, codes.size, got["id"].size, got["x"].size) == ([], 0, 0, 0)
 
 
-def _enable_sort() -> str:
+def _planner_settings() -> list[str]:
     if connection.vendor != "postgresql":
-        return "on"
+        return ["on", "on"]
     with connection.cursor() as cursor:
-        cursor.execute("SHOW enable_sort")
-        return cursor.fetchone()[0]
+        cursor.execute("SELECT current_setting('enable_sort'), current_setting('enable_seqscan')")
+        return list(cursor.fetchone())
 
 
 def test_scoring_stores_what_matching_the_label_strings_gives(owner_api, video):  # noqa: F811
