@@ -171,7 +171,7 @@ def purge_bench_rows() -> None:
     from django.db import connection
 
     from accounts.models import User
-    from videos.models import DetectionEvent, Video
+    from videos.models import DetectionEvent, DetectionResult, Video
 
     users = User.objects.filter(username__startswith=USER_PREFIX)
     video_ids = list(Video.objects.filter(project__owner__in=users).values_list("pk", flat=True))
@@ -182,8 +182,11 @@ def purge_bench_rows() -> None:
                 [video_ids],
             )
     users.delete()
+    # The results too: with autovacuum off (as on the bench host) each run left its deleted results behind,
+    # and the next runs' write-backs slowed down with that bloat.
     with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {DetectionEvent._meta.db_table}")
+        for model in (DetectionEvent, DetectionResult):
+            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
 
 
 def purge_bench_queue() -> None:
