@@ -171,7 +171,7 @@ def purge_bench_rows() -> None:
     from django.db import connection
 
     from accounts.models import User
-    from videos.models import DetectionEvent, Video
+    from videos.models import DetectionEvent, DetectionResult, Video
 
     users = User.objects.filter(username__startswith=USER_PREFIX)
     video_ids = list(Video.objects.filter(project__owner__in=users).values_list("pk", flat=True))
@@ -182,8 +182,11 @@ def purge_bench_rows() -> None:
                 [video_ids],
             )
     users.delete()
+    # The results too: with autovacuum off (as on the bench host) each run left its deleted results behind,
+    # and the next runs' write-backs slowed down with that bloat.
     with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {DetectionEvent._meta.db_table}")
+        for model in (DetectionEvent, DetectionResult):
+            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
 
 
 def purge_bench_queue() -> None:
@@ -418,24 +421,28 @@ def score_one(client: Any, session_id: int, n: int) -> dict[str, Any]:
 
 
 def load_pieces(session_id: int, video_id: int) -> dict[str, float]:
-    """The load phase of _score piece by piece (config.bulk.fetch_arrays), and the ORM rows it replaced."""
-    from config.bulk import fetch_arrays
+    """The load phase of _score piece by piece (labels as codes, config.bulk.fetch_grouped_arrays), and what
+    it replaced: labels as one str per row (config.bulk.fetch_arrays), and before that ORM rows."""
+    from config.bulk import fetch_arrays, fetch_grouped_arrays
     from videos.models import DetectionEvent, GroundTruthBox
     from videos.processing import DETECTION_COLUMNS, GT_COLUMNS
 
     detections = DetectionEvent.objects.filter(test_session_id=session_id)
     t0 = time.perf_counter()
-    fetch_arrays(GroundTruthBox.objects.filter(video_id=video_id), GT_COLUMNS)
+    fetch_grouped_arrays(GroundTruthBox.objects.filter(video_id=video_id), "label", GT_COLUMNS)
     t1 = time.perf_counter()
-    fetch_arrays(detections, DETECTION_COLUMNS)
+    fetch_grouped_arrays(detections, "label", DETECTION_COLUMNS)
     t2 = time.perf_counter()
-    rows = list(detections.values_list(*DETECTION_COLUMNS))
-    np.array(rows, dtype=object).reshape(-1, len(DETECTION_COLUMNS))
+    fetch_arrays(detections, ("label", *DETECTION_COLUMNS))
     t3 = time.perf_counter()
+    rows = list(detections.values_list("label", *DETECTION_COLUMNS))
+    np.array(rows, dtype=object).reshape(-1, len(DETECTION_COLUMNS) + 1)
+    t4 = time.perf_counter()
     return {
         "gt_arrays_s": round(t1 - t0, 4),
         "det_arrays_s": round(t2 - t1, 4),
-        "det_orm_rows_s": round(t3 - t2, 4),
+        "det_arrays_str_labels_s": round(t3 - t2, 4),
+        "det_orm_rows_s": round(t4 - t3, 4),
     }
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 
 BATCH_SIZE = 2000
@@ -31,7 +31,8 @@ def bulk_insert(model: type[Model], columns: Sequence[str], rows: Iterable[Seque
     PostgreSQL: one binary COPY (psycopg's C dumpers, no float-to-text formatting on either side)."""
     if connection.vendor == "postgresql":
         sql = f"COPY {model._meta.db_table} ({_columns_sql(model, columns)}) FROM STDIN (FORMAT BINARY)"
-        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        # The raw psycopg cursor's errors come out as Django's (IntegrityError, ...), as on other databases.
+        with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
             copy.set_types(_db_types(model, columns))
             for row in rows:
                 copy.write_row(row)
@@ -72,7 +73,7 @@ def bulk_insert_arrays(model: type[Model], arrays: Mapping[str, np.ndarray | Seq
                 keep[:, offset : offset + width] = np.arange(width) < text[column][1][:, None]
         data = data[keep]
     sql = f"COPY {model._meta.db_table} ({_columns_sql(model, columns)}) FROM STDIN (FORMAT BINARY)"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         copy.write(_PGCOPY_HEADER)
         copy.write(np.ascontiguousarray(data).data)
         copy.write(_PGCOPY_TRAILER)
@@ -99,14 +100,40 @@ def fetch_arrays(queryset: QuerySet[Any], columns: Sequence[str]) -> dict[str, n
 
     PostgreSQL: one query aggregating each column into an array; numeric arrays arrive in binary
     (`array_send`) and are read by NumPy in place, so no Python object is made per value."""
-    model = queryset.model
     if connection.vendor != "postgresql":
-        rows = list(queryset.values_list(*columns))
-        values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
-        types = _sqlite_dtypes(model, columns)
-        return {c: np.array(v, dtype=t) for c, v, t in zip(columns, values, types, strict=True)}
-    inner, params = queryset.values_list(*columns).query.sql_with_params()
-    db_types = _db_types(model, columns)
+        return _orm_arrays(queryset, columns)
+    (row,) = _aggregate_rows(queryset, columns, group_by=None)
+    return _parse_arrays(queryset.model, columns, row)
+
+
+def fetch_grouped_arrays(
+    queryset: QuerySet[Any], key: str, columns: Sequence[str]
+) -> tuple[list[Any], np.ndarray, dict[str, np.ndarray]]:
+    """Like `fetch_arrays`, with `key` (a column repeating a few values, such as a label) given as the list of
+    its distinct values and, per row, the int64 index of its value in that list; rows come grouped by value.
+
+    PostgreSQL: one query with a row per value (GROUP BY), so no Python object is made per row for `key`
+    either: a text column came back as one `str` per row, the largest cost of loading it. Meant for rows read
+    through an index range (one session's detections): it is planned as such."""
+    if connection.vendor != "postgresql":
+        arrays = _orm_arrays(queryset, (key, *columns))
+        lookup: dict[Any, int] = {}
+        keys = arrays.pop(key).tolist()
+        codes = np.fromiter((lookup.setdefault(v, len(lookup)) for v in keys), dtype=np.int64, count=len(keys))
+        return list(lookup), codes, arrays
+    groups = _aggregate_rows(queryset, columns, group_by=key)
+    if not groups:
+        return [], np.zeros(0, dtype=np.int64), _parse_arrays(queryset.model, columns, [None] * len(columns))
+    parts = [_parse_arrays(queryset.model, columns, row[1:]) for row in groups]
+    codes = np.repeat(np.arange(len(parts), dtype=np.int64), [part[columns[0]].size for part in parts])
+    return [row[0] for row in groups], codes, {c: np.concatenate([part[c] for part in parts]) for c in columns}
+
+
+def _aggregate_rows(queryset: QuerySet[Any], columns: Sequence[str], group_by: str | None) -> list[tuple[Any, ...]]:
+    """Each column of `queryset` aggregated into an array, for all rows, or per value of `group_by` (then first
+    in each returned row; no row when the queryset is empty)."""
+    inner, params = queryset.values_list(*([group_by] if group_by else []), *columns).query.sql_with_params()
+    db_types = _db_types(queryset.model, columns)
     aggregates = ", ".join(
         f"array_send(array_agg(q.c{i}))" if t in _FIXED else f"array_agg(q.c{i})" for i, t in enumerate(db_types)
     )
@@ -115,11 +142,32 @@ def fetch_arrays(queryset: QuerySet[Any], columns: Sequence[str]) -> dict[str, n
     # Django's cursors bind parameters client-side, which cannot fetch binary results; this one shares the
     # connection and so the caller's transaction.
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(f"SELECT {aggregates} FROM ({inner}) AS q ({aliases})", params, binary=True)  # noqa: S608
-        row = cursor.fetchone()
-    assert row is not None  # an aggregate query always returns one row
+        if not group_by:
+            cursor.execute(f"SELECT {aggregates} FROM ({inner}) AS q ({aliases})", params, binary=True)  # noqa: S608
+            return cursor.fetchall()
+        # Statistics lag behind rows added since the table's last ANALYZE (a session scored right after its
+        # ingest), and so did the plans: expecting few rows, grouping sorted every row (spilling to disk at
+        # 100 000 detections: more than the whole scan); expecting many, a scan of the whole table replaced
+        # the index range (2x the CPU at 1.3M rows). Hashing is one pass at any size and these reads are index
+        # ranges, so sorts and sequential scans are off for this statement only: set locally in a savepoint
+        # (or transaction) of its own, then set back.
+        with transaction.atomic():
+            cursor.execute("SELECT current_setting('enable_sort'), current_setting('enable_seqscan')")
+            previous = cursor.fetchone()
+            cursor.execute("SELECT set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true)")
+            sql = f"SELECT q.k, {aggregates} FROM ({inner}) AS q (k, {aliases}) GROUP BY q.k"  # noqa: S608
+            cursor.execute(sql, params, binary=True)
+            rows = cursor.fetchall()
+            cursor.execute(
+                "SELECT set_config('enable_sort', %s, true), set_config('enable_seqscan', %s, true)", previous
+            )
+        return rows
+
+
+def _parse_arrays(model: type[Model], columns: Sequence[str], row: Sequence[Any]) -> dict[str, np.ndarray]:
+    """NumPy arrays of one row of `_aggregate_rows` (NULL aggregates, of no rows, give empty arrays)."""
     out = {}
-    for column, db_type, value in zip(columns, db_types, row, strict=True):
+    for column, db_type, value in zip(columns, _db_types(model, columns), row, strict=True):
         if db_type not in _FIXED:
             out[column] = np.array(value or [], dtype=str)
             continue
@@ -133,6 +181,13 @@ def fetch_arrays(queryset: QuerySet[Any], columns: Sequence[str]) -> dict[str, n
         pairs = np.frombuffer(value, dtype=[("len", ">i4"), ("v", _FIXED[db_type])], offset=_ARRAY_HEADER)
         out[column] = pairs["v"].astype(wide)
     return out
+
+
+def _orm_arrays(queryset: QuerySet[Any], columns: Sequence[str]) -> dict[str, np.ndarray]:
+    rows = list(queryset.values_list(*columns))
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    types = _sqlite_dtypes(queryset.model, columns)
+    return {c: np.array(v, dtype=t) for c, v, t in zip(columns, values, types, strict=True)}
 
 
 def _sqlite_dtypes(model: type[Model], columns: Sequence[str]) -> list[Any]:

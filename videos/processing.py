@@ -14,12 +14,12 @@ from datetime import timedelta
 import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from config import cache
-from config.bulk import bulk_insert, bulk_insert_arrays, fetch_arrays
+from config.bulk import bulk_insert, bulk_insert_arrays, fetch_grouped_arrays
 from videos import scoring, vision
 from videos.models import DetectionEvent, DetectionResult, GroundTruthBox, ProcessingJob, TestSession, Video
 from videos.progress import publish_session, publish_video
@@ -36,8 +36,9 @@ GT_STRIDE = int(os.environ.get("GT_STRIDE", "1"))
 DECODE_CPU_S = int(os.environ.get("DECODE_CPU_S", "600"))
 DECODE_MEMORY_BYTES = int(os.environ.get("DECODE_MEMORY_BYTES", str(2 * 1024**3)))
 DECODE_WALL_S = float(os.environ.get("DECODE_WALL_S", "900"))
-GT_COLUMNS = ("frame", "label", "x", "y", "w", "h")
-DETECTION_COLUMNS = ("id", "frame", "label", "confidence", "x", "y", "w", "h")
+# Scoring loads these, and the label of each row as an integer code (_load_scoring_inputs).
+GT_COLUMNS = ("id", "frame", "x", "y", "w", "h")
+DETECTION_COLUMNS = ("id", "frame", "confidence", "x", "y", "w", "h")
 
 
 def job_claim(*, job_id: int) -> ProcessingJob | None:
@@ -216,19 +217,27 @@ def requeue_stale_jobs(*, older_than_s: int = LEASE_S) -> int:
 
 def write_back_results(session_id: int, ids: np.ndarray, is_tp: np.ndarray, iou: np.ndarray) -> None:
     """Replace the session's stored results with one row per detection, in the caller's transaction: a
-    binary COPY laid out by NumPy into the narrow results table (batched INSERTs off PostgreSQL). Deleting
-    first makes a retry replace a partial or earlier output."""
-    DetectionResult.objects.filter(test_session_id=session_id).delete()
+    binary COPY laid out by NumPy into the narrow results table (batched INSERTs off PostgreSQL).
+
+    A first scoring has nothing to replace, yet deleting by session first cost as much as the COPY (the
+    planner scans the whole results table for an unscored session). So the COPY goes first, in a savepoint;
+    stored results make it fail on the primary key, and only then are they deleted and the COPY repeated.
+    They always do: a scoring writes a result for every detection of its session, and the new rows hold
+    every detection still in the session (results of detections deleted since, e.g. in the admin, are
+    unreachable and go with their session)."""
     order = np.argsort(ids, kind="stable")  # ascending keys append to the primary-key index
-    bulk_insert_arrays(
-        DetectionResult,
-        {
-            "detection_id": ids[order],
-            "test_session_id": np.full(ids.size, session_id, dtype=np.int64),
-            "validation_result": np.where(is_tp[order], b"TP", b"FP"),
-            "iou": iou[order],
-        },
-    )
+    columns = {
+        "detection_id": ids[order],
+        "test_session_id": np.full(ids.size, session_id, dtype=np.int64),
+        "validation_result": np.where(is_tp[order], b"TP", b"FP"),
+        "iou": iou[order],
+    }
+    try:
+        with transaction.atomic():
+            bulk_insert_arrays(DetectionResult, columns)
+    except IntegrityError:  # a retry, or the session scored again
+        DetectionResult.objects.filter(test_session_id=session_id).delete()
+        bulk_insert_arrays(DetectionResult, columns)
 
 
 def score_session_job(*, job_id: int) -> None:
@@ -243,14 +252,35 @@ def score_session_job(*, job_id: int) -> None:
         raise
 
 
+def _load_scoring_inputs(session: TestSession) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The video's ground truth and the session's detections as arrays in id order, with labels as integer
+    codes that mean the same label in both (the matcher only compares them), so no `str` is made per row."""
+    gt_labels, gt_codes, gt = fetch_grouped_arrays(
+        GroundTruthBox.objects.filter(video_id=session.video_id), "label", GT_COLUMNS
+    )
+    det_labels, det_codes, det = fetch_grouped_arrays(
+        DetectionEvent.objects.filter(test_session_id=session.pk), "label", DETECTION_COLUMNS
+    )
+    shared = {label: code for code, label in enumerate(gt_labels)}
+    gt["label"] = gt_codes
+    det["label"] = np.array([shared.setdefault(label, len(shared)) for label in det_labels], dtype=np.int64)[det_codes]
+    # Rows come grouped by label. In id order, the order they were stored in, the matcher breaks ties (equal
+    # confidences, equal IoUs) and the totals sum floats exactly as when rows came in storage order.
+    return _in_id_order(gt), _in_id_order(det)
+
+
+def _in_id_order(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    order = np.argsort(arrays["id"], kind="stable")
+    return {column: values[order] for column, values in arrays.items()}
+
+
 def _score(job: ProcessingJob) -> None:
     session = TestSession.objects.get(pk=job.test_session_id)
     notify = functools.partial(
         publish_session, video_id=job.video_id, project_id=job.video.project_id, session_id=session.pk
     )
     notify(status=TestSession.Status.SCORING, progress=0)
-    gt = fetch_arrays(GroundTruthBox.objects.filter(video_id=session.video_id), GT_COLUMNS)
-    det = fetch_arrays(DetectionEvent.objects.filter(test_session_id=session.pk), DETECTION_COLUMNS)
+    gt, det = _load_scoring_inputs(session)
     notify(status=TestSession.Status.SCORING, progress=30)
     result = scoring.match(
         det["frame"],

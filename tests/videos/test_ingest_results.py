@@ -3,13 +3,15 @@
 import numpy as np
 import orjson
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config.bulk import bulk_insert_arrays, fetch_arrays
+from config.bulk import bulk_insert_arrays, fetch_arrays, fetch_grouped_arrays
 from config.errors import ValidationFailed
 from tests.videos.test_sessions import DETECTIONS, det, video  # noqa: F401 - the `video` fixture
-from videos import detections, processing
+from videos import detections, processing, scoring
 from videos.models import DetectionEvent, DetectionResult, GroundTruthBox, ProcessingJob, TestSession
 
 pytestmark = pytest.mark.django_db
@@ -240,3 +242,92 @@ def test_deleting_the_video_removes_detections_and_results(owner_api, video):  #
     assert DetectionResult.objects.count() == 5
     assert owner_api.delete(f"/api/v1/videos/{video.pk}").status_code == 204
     assert (DetectionEvent.objects.count(), DetectionResult.objects.count()) == (0, 0)
+
+
+def test_a_first_scoring_writes_its_results_without_deleting(owner_api, video):  # noqa: F811
+    session = owner_api.post(f"/api/v1/videos/{video.pk}/test-sessions", {"model_name": "m"}, format="json").json()
+    owner_api.post(f"/api/v1/test-sessions/{session['id']}/detections", DETECTIONS, format="json")
+    ids = np.array(DetectionEvent.objects.filter(test_session_id=session["id"]).values_list("id", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        processing.write_back_results(session["id"], ids, np.ones(ids.size, dtype=bool), np.full(ids.size, 0.5))
+    assert not [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("DELETE")]
+    assert DetectionResult.objects.filter(test_session_id=session["id"]).count() == ids.size
+
+
+# Distinct to the byte: case, a trailing space, composed vs decomposed é, and characters beyond the BMP.
+LABELS = ["car", "Car", "car ", "caf\u00e9", "cafe\u0301", "Kraftfahrzeug-Anhänger ✓", "\U0001d4b3" * 3]
+LABELS += [f"label-{i}" for i in range(200)]
+
+
+def test_fetch_grouped_arrays_gives_each_row_the_code_of_its_value(video):  # noqa: F811
+    rng = np.random.default_rng(3)
+    labels = [LABELS[i] for i in rng.integers(0, len(LABELS), 2000)]
+    GroundTruthBox.objects.bulk_create(
+        GroundTruthBox(video=video, frame=i % 10, timestamp_ms=0, label=label, x=i, y=0, w=1, h=1)
+        for i, label in enumerate(labels)
+    )
+    boxes = GroundTruthBox.objects.filter(video=video)
+    with transaction.atomic():
+        values, codes, got = fetch_grouped_arrays(boxes, "label", ("id", "frame", "x"))
+        assert _planner_settings() == ["on", "on"]  # the caller's transaction keeps its plans
+    assert len(values) == len(set(values)) == len(set(labels) | {"car", "person"})
+    labelled = [values[c] for c in codes.tolist()]
+    rows = zip(got["id"].tolist(), labelled, got["frame"].tolist(), got["x"].tolist(), strict=True)
+    assert sorted(rows) == list(boxes.order_by("id").values_list("id", "label", "frame", "x"))
+    assert got["x"].dtype == np.int64 and codes.dtype == np.int64
+    values, codes, got = fetch_grouped_arrays(boxes.filter(frame=99), "label", ("id", "x"))
+    assert (values, codes.size, got["id"].size, got["x"].size) == ([], 0, 0, 0)
+
+
+def _planner_settings() -> list[str]:
+    if connection.vendor != "postgresql":
+        return ["on", "on"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_sort'), current_setting('enable_seqscan')")
+        return list(cursor.fetchone())
+
+
+def test_scoring_stores_what_matching_the_label_strings_gives(owner_api, video):  # noqa: F811
+    """Labels reach the matcher as codes shared by detections and ground truth, including labels that only
+    one side has; the stored results and totals are those of matching the strings themselves."""
+    rng = np.random.default_rng(4)
+    gt_labels, det_labels = [*LABELS[:5], "only in ground truth"], [*LABELS[2:], "only in detections"]
+    GroundTruthBox.objects.bulk_create(
+        GroundTruthBox(video=video, frame=f, timestamp_ms=0, label=gt_labels[k], x=x, y=y, w=20, h=20)
+        for f, k, x, y in zip(*(rng.integers(0, n, 400).tolist() for n in (10, 6, 80, 80)), strict=True)
+    )
+    gts = list(GroundTruthBox.objects.filter(video=video).order_by("id").values_list("frame", "label", "x", "y"))
+    rows = []
+    for i in range(3000):
+        frame, label, x, y = gts[i % len(gts)]
+        if i % 3 == 0:  # another label, often one the ground truth lacks
+            label = det_labels[int(rng.integers(len(det_labels)))]
+        x, y = np.clip(np.array([x, y]) + rng.normal(0, 3, 2), 0, 80).tolist()
+        rows.append(det(frame, label, float(rng.choice([0.5, 0.75, rng.random()])), x, y, 20, 20))
+    session = owner_api.post(f"/api/v1/videos/{video.pk}/test-sessions", {"model_name": "m"}, format="json").json()
+    assert owner_api.post(f"/api/v1/test-sessions/{session['id']}/detections", rows, format="json").status_code == 201
+    owner_api.post(f"/api/v1/test-sessions/{session['id']}/complete")
+    processing.score_session_job(job_id=ProcessingJob.objects.get(test_session_id=session["id"]).pk)
+
+    dets = DetectionEvent.objects.filter(test_session_id=session["id"]).order_by("id")
+    d = list(zip(*dets.values_list("frame", "label", "confidence", "x", "y", "w", "h"), strict=True))
+    boxes = GroundTruthBox.objects.filter(video=video).order_by("id")
+    g = list(zip(*boxes.values_list("frame", "label", "x", "y", "w", "h"), strict=True))
+    d_box, g_box = np.array(d[3:]).T, np.array(g[2:], dtype=float).T
+    expected = scoring.match(d[0], np.array(d[1]), d[2], d_box, g[0], np.array(g[1]), g_box, 0.5)
+    assert 0 < expected.is_tp.sum() < len(rows)
+    results = zip(expected.is_tp.tolist(), expected.iou.tolist(), strict=True)
+    assert list(dets.values_list("result__validation_result", "result__iou")) == [
+        ("TP" if tp else "FP", iou) for tp, iou in results
+    ]
+    totals = scoring.metrics(expected)
+    got = TestSession.objects.get(pk=session["id"])
+    assert (got.tp, got.fp, got.fn, got.precision, got.recall, got.f1, got.mean_iou) == (
+        totals.tp,
+        totals.fp,
+        totals.fn,
+        totals.precision,
+        totals.recall,
+        totals.f1,
+        totals.mean_iou,
+    )
