@@ -33,8 +33,18 @@ def _serves(port: int) -> bool:
 
 
 def _sockets(pid: int) -> int:
-    fd_dir = Path(f"/proc/{pid}/fd")
-    return sum(1 for fd in fd_dir.iterdir() if os.readlink(fd).startswith("socket:"))
+    """Open sockets of a process; 0 once it is gone. Descriptors may close while they are read."""
+    count = 0
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    for fd in fds:
+        try:
+            count += os.readlink(fd).startswith("socket:")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return count
 
 
 @pytest.fixture
