@@ -19,7 +19,9 @@ class User(AbstractUser):
 
     class Meta:
         indexes = [
-            models.Index(fields=["plan", "is_active"], name="user_plan_active_idx"),
+            # The staff list's filters with its default order: a filtered page reads only the rows it returns
+            # (the plan/is_active prefix still serves the filters alone; scanned backwards, the ascending order).
+            models.Index(fields=["plan", "is_active", "-date_joined", "-id"], name="user_plan_active_joined_idx"),
             models.Index(fields=["is_active"], name="user_active_idx"),
             models.Index(fields=["date_joined"], name="user_joined_idx"),
             # Keyset pages in the default order (newest first, id as tie-breaker).

@@ -72,6 +72,7 @@ class Shape:
     columns: tuple[str, ...]
     compiler: SQLCompiler
     converters: dict[int, Any]
+    dicts: Callable[[list[tuple[Any, ...]]], list[dict[str, Any]]] | None = None  # values() rows → dicts
 
     def params(self, values: Mapping[str, Any]) -> list[Any]:
         out = []
@@ -87,9 +88,17 @@ class Shape:
     def rows(self, raw: list[tuple[Any, ...]]) -> list[Any]:
         if self.converters:
             raw = [tuple(r) for r in self.compiler.apply_converters(raw, self.converters)]
-        if self.model is None:
-            return [dict(zip(self.columns, r, strict=True)) for r in raw]
+        if self.dicts is not None:
+            return self.dicts(raw)
         return [self.model.from_db(ALIAS, self.columns, r) for r in raw]
+
+
+def _dict_maker(columns: Sequence[str]) -> Callable[[list[tuple[Any, ...]]], list[dict[str, Any]]]:
+    """`lambda raw: [{"id": v0, "frame": v1, ...} for v0, v1, ... in raw]` for these columns: a dict display over
+    unpacked rows builds a 1000-row page in a third of the time `dict(zip(columns, row, strict=True))` takes."""
+    names = [f"v{i}" for i in range(len(columns))]
+    pairs = ", ".join(f"{column!r}: {name}" for column, name in zip(columns, names, strict=True))
+    return eval(f"lambda raw: [{{{pairs}}} for {', '.join(names)}, in raw]")  # noqa: S307 - our column names
 
 
 def _trace(param: Any, slots: dict[Any, str], names: list[str]) -> tuple[str, Any, str, str]:
@@ -123,7 +132,7 @@ def _compile(build: Build, values: Mapping[str, Any]) -> Shape:
     if queryset._iterable_class is ValuesIterable:
         query = queryset.query
         columns = (*query.extra_select, *query.values_select, *query.annotation_select)
-        return Shape(sql, recipe, None, tuple(columns), compiler, converters)
+        return Shape(sql, recipe, None, tuple(columns), compiler, converters, _dict_maker(columns))
     raise TypeError("Fast reads return model instances or values() dicts.")
 
 
