@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from common import BIN, ROOT, ServerProcess, prepare_database
 from common import bench_env as common_bench_env
 
@@ -112,7 +113,10 @@ def trigger_cost(session: Any, repeats: int) -> dict[str, Any]:
     from videos.models import DetectionEvent, TestSession
 
     scratch = TestSession.objects.create(video_id=session.video_id, model_name="scratch")
-    rows = [(i % 10_000, i % 10_000 * 40, "car", 0.5, 10.0, 10.0, 50.0, 50.0) for i in range(100_000)]
+    n = 100_000
+    frames = np.arange(n, dtype=np.int64) % 10_000
+    boxes = {name: np.full(n, value) for name, value in (("x", 10.0), ("y", 10.0), ("w", 50.0), ("h", 50.0))}
+    rows = detections.Detections(frames, frames * 40, ["car"] * n, np.full(n, 0.5), **boxes)
     times: dict[str, list[float]] = {"with_trigger": [], "without_trigger": []}
     try:
         for _ in range(repeats):

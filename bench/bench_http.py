@@ -468,15 +468,13 @@ def run_server(server: str, args: argparse.Namespace, env: dict[str, str], loada
                 f"  non-2xx {r['non_2xx']}  socket errors/timeouts {r['socket_errors']}"
                 f"  SQL/req {r['sql_per_request']}  rollbacks/req {r['rollbacks_per_request']}"
             )
-        for name in args.open_loop or []:
+        for name, rate in open_loop_runs(args.open_loop or []):
             token, paths, skip = scenarios(d)[name]
             if skip or (args.only and name not in args.only):
                 continue
             settle(args.db)
             prime(base, token, name)
-            r = results[f"{name}_open_loop"] = run_open_loop(
-                base, paths, token, args.duration, args.connections, args.open_loop_rate
-            )
+            r = results[f"{name}_open_loop"] = run_open_loop(base, paths, token, args.duration, args.connections, rate)
             print(
                 f"{name + ' open loop':20} offered {r['offered_rps']:.0f} req/s, achieved {r['achieved_rps']:.0f}"
                 f"  p50 {r['p50_ms']:6.1f}  p95 {r['p95_ms']:6.1f}  p99 {r['p99_ms']:6.1f} ms"
@@ -493,6 +491,52 @@ def run_server(server: str, args: argparse.Namespace, env: dict[str, str], loada
         "scenarios": results,
         "shapes": shapes,
     }
+
+
+# The seed plans' floors. A throughput paired with a p95 ("users >= 500 req/s with p95 < 50 ms") is checked open
+# loop at that offered rate: closed loop, 64 connections with no think time queue 64 / (req/s) seconds of latency
+# whatever the server does (Little's law), so a closed-loop p95 measures the client's concurrency, not the floor.
+# Floors without a rate are checked on the closed-loop run at --connections.
+FLOORS: tuple[tuple[str, str, str, float], ...] = (
+    # (scenario or scenario_open_loop, figure, comparison, bound)
+    ("videos_list", "p95_ms", "<", 200),
+    ("ground_truth_1000", "p95_ms", "<", 300),
+    ("dashboard_uncached", "p95_ms", "<", 100),
+    ("dashboard_cached", "rps", ">=", 1000),
+    ("dashboard_cached_open_loop", "p95_ms", "<", 10),
+    ("users_filtered", "rps", ">=", 500),
+    ("users_filtered_open_loop", "p95_ms", "<", 50),
+    ("mixed", "rps", ">=", 300),
+    ("mixed_open_loop", "p95_ms", "<", 100),
+)
+# Offered rates for the open-loop runs: the floors' throughputs (the cached dashboard's from issue 8).
+OPEN_LOOP_RATES = {"dashboard_cached": 1000.0, "users_filtered": 500.0, "mixed": 300.0}
+
+
+def open_loop_runs(specs: list[str]) -> list[tuple[str, float]]:
+    """`NAME` (its OPEN_LOOP_RATES rate, else 1000) or `NAME:RATE` → (name, offered req/s)."""
+    runs = []
+    for spec in specs:
+        name, _, rate = spec.partition(":")
+        runs.append((name, float(rate) if rate else OPEN_LOOP_RATES.get(name, 1000.0)))
+    return runs
+
+
+def floors_table(run: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """Each floor with the figure measured for it and a verdict (scenarios not run are left out)."""
+    rows, lines = [], [f"{'floor':44} {'measured':>9} {'verdict':>8}"]
+    for name, figure, op, bound in FLOORS:
+        r = run["scenarios"].get(name)
+        if not r or "skipped" in r or not r.get("requests"):
+            continue
+        value = r["achieved_rps" if figure == "rps" and "achieved_rps" in r else figure]
+        met = value < bound if op == "<" else value >= bound
+        unit = "req/s" if figure == "rps" else "ms"
+        label = f"{name} {figure.removesuffix('_ms')} {op} {bound:g} {unit}"
+        rows.append({"scenario": name, "figure": figure, "op": op, "bound": bound, "value": round(value, 1)})
+        rows[-1]["met"] = met
+        lines.append(f"{label:44} {value:9.1f} {'meets' if met else 'MISSES':>8}")
+    return "\n".join(lines), rows
 
 
 def result_key(server: str, args: argparse.Namespace) -> str:
@@ -567,8 +611,12 @@ def main() -> None:
     parser.add_argument("--compare-servers", metavar="SCENARIO", help="run SCENARIO on uvicorn, granian and daphne")
     parser.add_argument("--python-client", action="store_true", help="use the asyncio client even if wrk exists")
     parser.add_argument("--fast-reads", type=int, default=1, help="0 = ORM path everywhere (for comparison)")
-    parser.add_argument("--open-loop-rate", type=float, default=1000.0, help="offered req/s for the open-loop run")
-    parser.add_argument("--open-loop", nargs="*", default=["dashboard_cached"], help="scenarios run open-loop too")
+    parser.add_argument(
+        "--open-loop",
+        nargs="*",
+        default=list(OPEN_LOOP_RATES),
+        help="scenarios also run open loop, as NAME or NAME:RATE (offered req/s; default: the floor's)",
+    )
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--db", default="fw_bench_http")
     args = parser.parse_args()
@@ -635,6 +683,8 @@ def main() -> None:
             entry = report[result_key(server, args)] = {k: v for k, v in runs[server].items() if k != "shapes"}
             if server != REFERENCE:  # explain_hot.py checks Framewise's statements
                 entry["explain_seq_scans"] = json.loads(last).get("explain")
+                table, entry["floors"] = floors_table(runs[server])
+                print(f"\nFloors ({server}, {args.workers} worker(s)):\n{table}")
         if args.side_by_side:
             table, rows = side_by_side_table(runs["uvicorn"], runs[REFERENCE])
             print(
