@@ -211,10 +211,18 @@ async def _local_get_or_compute(
     return data
 
 
-async def search_page(*, user_id: int, is_staff: bool, params: str, compute: Callable[[], Awaitable[Any]]) -> bytes:
-    """A search results page, keyed by user + query string (text, filters, cursor) under the owner's version."""
+async def user_page(
+    name: str, *, user_id: int, is_staff: bool, params: str, compute: Callable[[], Awaitable[Any]]
+) -> bytes:
+    """A page of one caller's data, keyed by user + host + path and query string (filters, cursor) under the
+    caller's version (staff: the global one), so any write under their projects shows at once."""
     scope = GLOBAL if is_staff else owner_scope(user_id)
-    return await get_or_compute("search", [scope], [user_id, params], compute)
+    return await get_or_compute(name, [scope], [user_id, params], compute)
+
+
+async def search_page(*, user_id: int, is_staff: bool, params: str, compute: Callable[[], Awaitable[Any]]) -> bytes:
+    """A search results page (text, filters, cursor)."""
+    return await user_page("search", user_id=user_id, is_staff=is_staff, params=params, compute=compute)
 
 
 # --- Figures ------------------------------------------------------------------------

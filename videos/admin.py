@@ -1,15 +1,45 @@
+from operator import attrgetter
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from config import cache
 from videos import services
 from videos.models import DetectionEvent, GroundTruthBox, ProcessingJob, Project, TestSession, Video
 from videos.storage import sign_media
 
 
+class InvalidatingAdmin(admin.ModelAdmin):
+    """Edits and deletes in the admin invalidate the cached reads of the projects they touch, after commit, as the
+    write services do (the analytics counters follow by trigger either way)."""
+
+    project_path = ""  # the ORM path from this model to its Project ("" for Project itself)
+
+    def _project_changed(self, obj: Any) -> None:
+        project = attrgetter(self.project_path.replace("__", "."))(obj) if self.project_path else obj
+        cache.project_changed(project.pk, project.owner_id)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        self._project_changed(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self._project_changed(obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        prefix = f"{self.project_path}__" if self.project_path else ""
+        projects = set(queryset.values_list(f"{prefix}id", f"{prefix}owner_id"))
+        super().delete_queryset(request, queryset)
+        for project_id, owner_id in projects:
+            cache.project_changed(project_id, owner_id)
+
+
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(InvalidatingAdmin):
     list_display = ("name", "owner", "created_at")
     search_fields = ("name", "owner__username", "owner__email")
     list_select_related = ("owner",)
@@ -35,7 +65,8 @@ def reprocess(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Quer
 
 
 @admin.register(Video)
-class VideoAdmin(admin.ModelAdmin):
+class VideoAdmin(InvalidatingAdmin):
+    project_path = "project"
     list_display = ("preview", "original_name", "project", "status", "progress", "ground_truth_generated", "created_at")
     list_filter = ("status", "ground_truth_generated", "content_type")
     search_fields = ("original_name", "sha256", "project__name")
@@ -85,7 +116,8 @@ class ProcessingJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(TestSession)
-class TestSessionAdmin(admin.ModelAdmin):
+class TestSessionAdmin(InvalidatingAdmin):
+    project_path = "video__project"
     list_display = ("id", "model_name", "video", "status", "precision", "recall", "f1", "created_at")
     list_filter = ("status", "model_name")
     search_fields = ("model_name", "video__original_name")
@@ -96,7 +128,8 @@ class TestSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(GroundTruthBox)
-class GroundTruthBoxAdmin(admin.ModelAdmin):
+class GroundTruthBoxAdmin(InvalidatingAdmin):
+    project_path = "video__project"
     list_display = ("id", "video", "frame", "label", "x", "y", "w", "h")
     list_select_related = ("video",)
     raw_id_fields = ("video",)
@@ -104,7 +137,8 @@ class GroundTruthBoxAdmin(admin.ModelAdmin):
 
 
 @admin.register(DetectionEvent)
-class DetectionEventAdmin(admin.ModelAdmin):
+class DetectionEventAdmin(InvalidatingAdmin):
+    project_path = "video__project"
     list_display = ("id", "test_session", "frame", "label", "confidence", "result__validation_result", "result__iou")
     list_filter = ("result__validation_result",)
     list_select_related = ("test_session", "result")

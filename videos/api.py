@@ -191,15 +191,20 @@ async def delete_video(request: HttpRequest, video_id: int):
 
 @router.get("/videos/{video_id}/ground-truth", response=GroundTruthPage, tags=["videos"])
 async def list_ground_truth(request: HttpRequest, video_id: int, format: str | None = None):
-    if format != "jsonl" and adb.enabled(request):
-        page = await selectors.ground_truth_page_fast(request, user=request.auth, video_id=video_id)
-        if page is not None:
-            return media.json_response(page)
-    await selectors.video_get_for_user(user=request.auth, video_id=video_id)
-    queryset = selectors.ground_truth_list(video_id=video_id)
+    """Pages are cached under the caller's version key: new ground truth (a reprocessing) commits with a bump."""
+    user = request.auth
     if format == "jsonl":
-        return media.jsonl_response(queryset.order_by(*selectors.GROUND_TRUTH_ORDERING))
-    return media.json_response(await apaginate(request, queryset, selectors.GROUND_TRUTH_ORDERING, spec=LARGE_PAGE))
+        await selectors.video_get_for_user(user=user, video_id=video_id)
+        queryset = selectors.ground_truth_list(video_id=video_id).order_by(*selectors.GROUND_TRUTH_ORDERING)
+        return media.jsonl_response(queryset)
+    body = await cache.user_page(
+        "ground_truth",
+        user_id=user.id,
+        is_staff=user.is_staff,
+        params=request.get_host() + request.get_full_path(),
+        compute=lambda: selectors.ground_truth_page(request, user=user, video_id=video_id, fast=adb.enabled(request)),
+    )
+    return HttpResponse(body, content_type="application/json")
 
 
 # --- Test sessions -----------------------------------------------------------------

@@ -102,6 +102,49 @@ def test_real_processing_invalidates(user_api, user, tmp_path):
     dash = _dashboard(user_api)
     assert dash["videos_by_status"]["completed"] == 1
     assert dash["ground_truth_count"] == Video.objects.get(pk=video.pk).ground_truth.count() > 0
+    # Ground-truth pages are cached too: a second processing replaces the boxes (new ids) and its commit
+    # invalidates them, so the next page shows the new rows.
+    url = f"/api/v1/videos/{video.pk}/ground-truth"
+    first = _dashboard(user_api, url)
+    assert _dashboard(user_api, url) == first  # a hit
+    assert [b["id"] for b in first["results"]] == list(
+        Video.objects.get(pk=video.pk).ground_truth.order_by("frame", "id").values_list("id", flat=True)
+    )
+    services.video_reprocess(video=video)
+    processing.process_video_job(job_id=ProcessingJob.objects.filter(video=video, state="pending").get().pk)
+    again = _dashboard(user_api, url)
+    assert [b["id"] for b in again["results"]] == list(
+        Video.objects.get(pk=video.pk).ground_truth.order_by("frame", "id").values_list("id", flat=True)
+    )
+    assert {b["id"] for b in again["results"]}.isdisjoint(b["id"] for b in first["results"])
+
+
+def test_admin_edits_and_deletes_invalidate_cached_pages(user_api, user, client):
+    """The admin writes through Django's forms, not the services: its saves and deletes bump the same keys."""
+    from videos.models import GroundTruthBox
+
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+    project = services.project_create(owner_id=user.pk, name="p")
+    video = services.video_ingest(project=project, user_id=user.pk, upload=make_upload())
+    _finish(video.pk)
+    cache.bump(cache.owner_scope(user.pk))
+    url = f"/api/v1/videos/{video.pk}/ground-truth"
+    box = GroundTruthBox.objects.filter(video=video).order_by("frame").first()
+    assert _dashboard(user_api, url)["results"][0]["label"] == "car"
+    form = {"video": video.pk, "frame": box.frame, "timestamp_ms": box.timestamp_ms, "label": "truck"}
+    form |= {"x": box.x, "y": box.y, "w": box.w, "h": box.h}
+    response = client.post(f"/admin/videos/groundtruthbox/{box.pk}/change/", form)
+    assert response.status_code == 302, response.content
+    assert _dashboard(user_api, url)["results"][0]["label"] == "truck"  # change: visible at once
+    response = client.post(f"/admin/videos/groundtruthbox/{box.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert box.pk not in [b["id"] for b in _dashboard(user_api, url)["results"]]  # delete
+    assert _dashboard(user_api)["project_count"] == 1
+    action = {"action": "delete_selected", "post": "yes", "_selected_action": [project.pk]}
+    response = client.post("/admin/videos/project/", action)  # bulk delete from the changelist
+    assert response.status_code == 302
+    assert _dashboard(user_api)["project_count"] == 0
 
 
 def test_users_summary_invalidated_by_account_writes(staff_api, api):

@@ -244,7 +244,8 @@ async def test_hot_reads_take_no_thread_hop(world, handler, settings, hops):
     urls = [
         (f"/api/v1/projects/{pid}/videos?status=completed", tokens["owner"], None, 1),
         (f"/api/v1/videos/{video.pk}", tokens["owner"], None, 1),
-        (f"/api/v1/videos/{video.pk}/ground-truth", tokens["owner"], None, 1),
+        (f"/api/v1/videos/{video.pk}/ground-truth", tokens["owner"], owner_scope, 1),  # miss: one statement
+        (f"/api/v1/videos/{video.pk}/ground-truth", tokens["owner"], None, 0),  # hit: Redis only
         ("/api/v1/users?plan=pro&is_active=true&search=zed&ordering=username", tokens["staff"], None, 1),
         ("/api/v1/dashboard/stats?fresh=1", tokens["owner"], None, 1),
         (f"/api/v1/projects/{pid}/stats?fresh=1", tokens["owner"], None, 1),
