@@ -8,8 +8,9 @@ functions those middleware use (one place per concept). tests/config/test_lane.p
 same status, headers and bytes.
 
 The lane steps aside (returns None, and the full stack answers) whenever a step it does not repeat could apply:
-any query string, a Cookie header (CSRF and sessions read cookies), no valid bearer token (the stack's 401),
-or a request the security/common middleware would redirect or refuse.
+a path and query string not in ROUTES as they are (any other spelling of a parameter goes to Ninja's parsing),
+a Cookie header (CSRF and sessions read cookies), no valid bearer token (the stack's 401), or a request the
+security/common middleware would redirect or refuse.
 """
 
 import asyncio
@@ -32,9 +33,10 @@ from config.middleware import rate_limit, request_context_finish, request_contex
 
 Body = Callable[[ASGIRequest, Any], Awaitable[bytes]]
 
-# Exact path (no query string) → the body function its Ninja operation returns as application/json.
-ROUTES: dict[str, str] = {
-    "/api/v1/dashboard/stats": "analytics.api.dashboard_stats_body",
+# Exact (path, query string) → the body function its Ninja operation returns as application/json.
+ROUTES: dict[tuple[str, str], str] = {
+    ("/api/v1/dashboard/stats", ""): "analytics.api.dashboard_stats_body",
+    ("/api/v1/dashboard/stats", "fresh=1"): "analytics.api.dashboard_stats_fresh_body",
 }
 
 
@@ -46,26 +48,25 @@ class HotLane:
     """One per handler: the route table resolved once, and the middleware instances whose hooks it calls."""
 
     def __init__(self) -> None:
-        self.routes: dict[str, tuple[Body, str]] = {}
+        self.routes: dict[tuple[str, str], tuple[Body, str]] = {}
         # Request-side hooks that may answer instead of the view (HTTPS redirect, banned agents, slash
         # redirects) and response-side header work, as in MIDDLEWARE.
         self.security = hopfree.SecurityMiddleware(_unused)
         self.xframe = hopfree.XFrameOptionsMiddleware(_unused)
         self.common = hopfree.CommonMiddleware(_unused)
 
-    def _route(self, path: str) -> tuple[Body, str] | None:
-        entry = self.routes.get(path)
-        if entry is None and path in ROUTES:
-            entry = self.routes[path] = (import_string(ROUTES[path]), "/" + resolve(path).route)
+    def _route(self, path: str, query: str) -> tuple[Body, str] | None:
+        entry = self.routes.get((path, query))
+        if entry is None and (path, query) in ROUTES:
+            entry = self.routes[path, query] = (import_string(ROUTES[path, query]), "/" + resolve(path).route)
         return entry
 
     async def serve(self, request: ASGIRequest) -> HttpResponseBase | None:
         """The full stack's answer to `request`, or None when the lane does not serve it."""
         if (
             request.method != "GET"
-            or request.META.get("QUERY_STRING")
             or "HTTP_COOKIE" in request.META
-            or (route := self._route(request.path_info)) is None
+            or (route := self._route(request.path_info, request.META.get("QUERY_STRING", ""))) is None
         ):
             return None
         user = bearer_user(request)
