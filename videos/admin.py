@@ -14,9 +14,11 @@ from videos.storage import sign_media
 
 class InvalidatingAdmin(admin.ModelAdmin):
     """Edits and deletes in the admin invalidate the cached reads of the projects they touch, after commit, as the
-    write services do (the analytics counters follow by trigger either way)."""
+    write services do (the analytics counters follow by trigger either way). Where a delete service exists (it
+    also removes stored files and locks the sessions being scored), admin deletes go through it."""
 
     project_path = ""  # the ORM path from this model to its Project ("" for Project itself)
+    delete_with: Any = None  # staticmethod(obj -> None): the write service that deletes one object
 
     def _project_changed(self, obj: Any) -> None:
         project = attrgetter(self.project_path.replace("__", "."))(obj) if self.project_path else obj
@@ -27,10 +29,17 @@ class InvalidatingAdmin(admin.ModelAdmin):
         self._project_changed(obj)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        if self.delete_with is not None:
+            self.delete_with(obj)
+            return
         self._project_changed(obj)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        if self.delete_with is not None:
+            for obj in queryset:
+                self.delete_with(obj)
+            return
         prefix = f"{self.project_path}__" if self.project_path else ""
         projects = set(queryset.values_list(f"{prefix}id", f"{prefix}owner_id"))
         super().delete_queryset(request, queryset)
@@ -40,6 +49,7 @@ class InvalidatingAdmin(admin.ModelAdmin):
 
 @admin.register(Project)
 class ProjectAdmin(InvalidatingAdmin):
+    delete_with = staticmethod(lambda project: services.project_delete(project=project))
     list_display = ("name", "owner", "created_at")
     search_fields = ("name", "owner__username", "owner__email")
     list_select_related = ("owner",)
@@ -67,6 +77,7 @@ def reprocess(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Quer
 @admin.register(Video)
 class VideoAdmin(InvalidatingAdmin):
     project_path = "project"
+    delete_with = staticmethod(lambda video: services.video_delete(video=video))
     list_display = ("preview", "original_name", "project", "status", "progress", "ground_truth_generated", "created_at")
     list_filter = ("status", "ground_truth_generated", "content_type")
     search_fields = ("original_name", "sha256", "project__name")

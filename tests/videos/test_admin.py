@@ -74,3 +74,28 @@ def test_reprocess_action_queues_a_job(client, django_capture_on_commit_callback
     response = client.post("/admin/videos/video/", {"action": "reprocess", "_selected_action": [video.pk]})
     assert response.status_code == 302
     assert ProcessingJob.objects.filter(video=video, state="pending").count() == 1
+
+
+def test_admin_deletes_go_through_the_services_and_remove_stored_files(client, django_capture_on_commit_callbacks):
+    """A video or project deleted in the admin loses its stored file too, as through the API (files go on commit)."""
+    from django.core.files.storage import default_storage
+
+    from tests.analytics.conftest import make_upload
+    from videos import services
+
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    project = services.project_create(owner_id=admin.pk, name="p")
+    first, second = (services.video_ingest(project=project, user_id=admin.pk, upload=make_upload()) for _ in "ab")
+    assert default_storage.exists(first.file.name) and default_storage.exists(second.file.name)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/videos/video/{first.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Video.objects.filter(pk=first.pk).exists()
+    assert not default_storage.exists(first.file.name)
+    action = {"action": "delete_selected", "post": "yes", "_selected_action": [project.pk]}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/videos/project/", action)
+    assert response.status_code == 302
+    assert not Project.objects.filter(pk=project.pk).exists()
+    assert not default_storage.exists(second.file.name)
