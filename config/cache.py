@@ -220,11 +220,6 @@ async def user_page(
     return await get_or_compute(name, [scope], [user_id, params], compute)
 
 
-async def search_page(*, user_id: int, is_staff: bool, params: str, compute: Callable[[], Awaitable[Any]]) -> bytes:
-    """A search results page (text, filters, cursor)."""
-    return await user_page("search", user_id=user_id, is_staff=is_staff, params=params, compute=compute)
-
-
 # --- Figures ------------------------------------------------------------------------
 def _per_cache(counts: dict[str, int]) -> dict[str, dict[str, Any]]:
     caches: dict[str, dict[str, Any]] = {}

@@ -113,18 +113,22 @@ async def list_videos(
     return media.json_response(await apaginate(request, queryset, selectors.VIDEO_ORDERING, serialize))
 
 
+async def _cached_page(name: str, request: HttpRequest, compute: Any) -> HttpResponse:
+    """A page of the caller's data from cache `name`, keyed by host, path and query string (filters, cursor)."""
+    user = request.auth
+    params = request.get_host() + request.get_full_path()
+    body = await cache.user_page(name, user_id=user.id, is_staff=user.is_staff, params=params, compute=compute)
+    return HttpResponse(body, content_type="application/json")
+
+
 @router.get("/videos", response=VideoPage, tags=["videos"])
 async def search_videos(request: HttpRequest, filters: Query[VideoSearchFilters]):
     """The caller's videos across projects (staff: all), newest first; `search` matches the original name.
     Pages are cached under the caller's version key, so any write to their projects shows at once."""
     user, fast = request.auth, adb.enabled(request)
-    body = await cache.search_page(
-        user_id=user.id,
-        is_staff=user.is_staff,
-        params=request.get_host() + request.get_full_path(),
-        compute=lambda: selectors.video_search_page(request, user=user, fast=fast, **filters.dict()),
+    return await _cached_page(
+        "search", request, lambda: selectors.video_search_page(request, user=user, fast=fast, **filters.dict())
     )
-    return HttpResponse(body, content_type="application/json")
 
 
 @router.get("/videos/{video_id}", response=VideoOut, tags=["videos"])
@@ -197,14 +201,10 @@ async def list_ground_truth(request: HttpRequest, video_id: int, format: str | N
         await selectors.video_get_for_user(user=user, video_id=video_id)
         queryset = selectors.ground_truth_list(video_id=video_id).order_by(*selectors.GROUND_TRUTH_ORDERING)
         return media.jsonl_response(queryset)
-    body = await cache.user_page(
-        "ground_truth",
-        user_id=user.id,
-        is_staff=user.is_staff,
-        params=request.get_host() + request.get_full_path(),
-        compute=lambda: selectors.ground_truth_page(request, user=user, video_id=video_id, fast=adb.enabled(request)),
+    fast = adb.enabled(request)
+    return await _cached_page(
+        "ground_truth", request, lambda: selectors.ground_truth_page(request, user=user, video_id=video_id, fast=fast)
     )
-    return HttpResponse(body, content_type="application/json")
 
 
 # --- Test sessions -----------------------------------------------------------------

@@ -234,7 +234,8 @@ def test_search_pages_cached_per_user_query_and_cursor(user):
             calls.append(params)
             return {"results": [params], "next": None, "previous": None}
 
-        return async_to_sync(cache.search_page)(user_id=owner.pk, is_staff=False, params=params, compute=compute)
+        get = async_to_sync(cache.user_page)
+        return get("search", user_id=owner.pk, is_staff=False, params=params, compute=compute)
 
     first = page(user, "search=cat&cursor=")
     assert page(user, "search=cat&cursor=") == first  # hit
