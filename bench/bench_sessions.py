@@ -171,15 +171,15 @@ def purge_bench_rows() -> None:
     from django.db import connection
 
     from accounts.models import User
-    from videos.models import DetectionEvent, DetectionResult, Video
+    from videos.models import DetectionEvent, DetectionResult, TestSession
 
     users = User.objects.filter(username__startswith=USER_PREFIX)
-    video_ids = list(Video.objects.filter(project__owner__in=users).values_list("pk", flat=True))
-    if video_ids:
+    session_ids = list(TestSession.objects.filter(video__project__owner__in=users).values_list("pk", flat=True))
+    if session_ids:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"DELETE FROM {DetectionEvent._meta.db_table} WHERE video_id = ANY(%s)",  # noqa: S608
-                [video_ids],
+                f"DELETE FROM {DetectionEvent._meta.db_table} WHERE test_session_id = ANY(%s)",  # noqa: S608
+                [session_ids],
             )
     users.delete()
     # The results too: with autovacuum off (as on the bench host) each run left its deleted results behind,

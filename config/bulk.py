@@ -1,10 +1,11 @@
 """Bulk rows in and out: binary COPY and array aggregates on PostgreSQL, batched ORM calls elsewhere."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import psycopg
+from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 
@@ -77,6 +78,27 @@ def bulk_insert_arrays(model: type[Model], arrays: Mapping[str, np.ndarray | Seq
         copy.write(_PGCOPY_HEADER)
         copy.write(np.ascontiguousarray(data).data)
         copy.write(_PGCOPY_TRAILER)
+
+
+async def aiter_sql(sql: str, params: Sequence[Any], chunk_size: int = 2000) -> AsyncIterator[dict[str, Any]]:
+    """Rows of a SELECT as dicts, fetched `chunk_size` at a time through a server-side cursor on PostgreSQL
+    (as the ORM's `aiterator` does), so memory stays flat however many rows; each chunk is one thread hop."""
+    chunks = _sql_chunks(sql, params, chunk_size)
+    step = sync_to_async(next, thread_sensitive=True)
+    try:
+        while (chunk := await step(chunks, None)) is not None:
+            for row in chunk:
+                yield row
+    finally:
+        await sync_to_async(chunks.close, thread_sensitive=True)()
+
+
+def _sql_chunks(sql: str, params: Sequence[Any], chunk_size: int) -> Iterator[list[dict[str, Any]]]:
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        while rows := cursor.fetchmany(chunk_size):
+            yield [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def _encode_text(values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import orjson
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
@@ -185,6 +186,47 @@ def paginate(
     """Sync: one query for the page."""
     plan = plan_page(request, queryset, ordering, spec)
     return build_page(plan, list(queryset_of(plan)), serialize)
+
+
+def merged_sql(
+    querysets: Sequence[QuerySet[Any]], ordering: Sequence[str], limit: int | None = None
+) -> tuple[str, list[Any]]:
+    """One statement for the rows of several `values()` querysets (the same columns, each already in
+    `ordering`, e.g. one index range per test session) merged in `ordering`, at most `limit` rows.
+
+    Each queryset stays a parenthesised subquery with its own ORDER BY (and LIMIT), so PostgreSQL merges
+    their index scans (Merge Append) and reads about `limit` rows in all; a plain join of the sets, or a
+    UNION with one ORDER BY on top, sorts every row first."""
+    parts, params = [], []
+    for i, queryset in enumerate(querysets):
+        sql, part_params = queryset.query.sql_with_params()
+        parts.append(f"SELECT * FROM ({sql}) AS part{i}")  # noqa: S608 - SQL compiled by the ORM
+        params.extend(part_params)
+    quote, model = connection.ops.quote_name, querysets[0].model
+    order = ", ".join(
+        quote(model._meta.get_field(f.lstrip("-")).column) + (" DESC" if f.startswith("-") else "") for f in ordering
+    )
+    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS merged ORDER BY {order}"  # noqa: S608 - as above
+    return (sql if limit is None else f"{sql} LIMIT {int(limit)}"), params
+
+
+def merged_paginate(
+    request: HttpRequest, querysets: Sequence[QuerySet[Any]], ordering: Sequence[str], spec: PageSpec = DEFAULT_PAGE
+) -> dict[str, Any]:
+    """Sync: a keyset page over several `values()` querysets merged in `ordering` (`merged_sql`); each
+    contributes at most one page of rows, in one statement."""
+    size = parse_page_size(request, spec)
+    if not querysets:
+        return {"results": [], "next": None, "previous": None}
+    after, backwards = parse_cursor(request, querysets[0].model, ordering)
+    order = _reverse(ordering) if backwards else list(ordering)
+    sql, params = merged_sql([page_queryset(q, ordering, size, after, backwards) for q in querysets], order, size + 1)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    plan = PagePlan(None, tuple(ordering), size, backwards, after is not None, request)
+    return build_page(plan, rows)
 
 
 async def apaginate(

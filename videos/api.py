@@ -266,23 +266,22 @@ async def complete_test_session(request: HttpRequest, session_id: int):
     return Status(202, selectors.session_to_dict(session))
 
 
-async def _detections(request: HttpRequest, format: str | None, **filters: Any) -> Any:
-    queryset = selectors.detection_list(**filters)
+@router.get("/test-sessions/{session_id}/detections", response=DetectionPage, tags=["test sessions"])
+async def list_session_detections(request: HttpRequest, session_id: int, format: str | None = None):
+    await selectors.session_get_for_user(user=request.auth, session_id=session_id)
+    queryset = selectors.detection_list(session_id=session_id)
     if format == "jsonl":
         return media.jsonl_response(queryset.order_by(*selectors.DETECTION_ORDERING))
     return await apaginate(request, queryset, selectors.DETECTION_ORDERING, spec=LARGE_PAGE)
 
 
-@router.get("/test-sessions/{session_id}/detections", response=DetectionPage, tags=["test sessions"])
-async def list_session_detections(request: HttpRequest, session_id: int, format: str | None = None):
-    await selectors.session_get_for_user(user=request.auth, session_id=session_id)
-    return await _detections(request, format, test_session_id=session_id)
-
-
 @router.get("/videos/{video_id}/detections", response=DetectionPage, tags=["test sessions"])
 async def list_video_detections(request: HttpRequest, video_id: int, format: str | None = None):
+    """All sessions' detections in timestamp order: one session index range each, merged by the database."""
     await selectors.video_get_for_user(user=request.auth, video_id=video_id)
-    return await _detections(request, format, video_id=video_id)
+    if format == "jsonl":
+        return media.jsonl_response(selectors.video_detection_rows(video_id=video_id))
+    return await sync_to_async(selectors.video_detection_page)(request, video_id=video_id)
 
 
 @router.get("/test-sessions/{session_id}/report", tags=["test sessions"])

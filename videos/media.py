@@ -129,9 +129,11 @@ async def serve_file(request: HttpRequest, name: str, content_type: str, etag: s
     return response
 
 
-async def _jsonl(queryset: QuerySet[Any]) -> AsyncIterator[bytes]:
+async def _jsonl(rows: QuerySet[Any] | AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    if isinstance(rows, QuerySet):
+        rows = rows.aiterator(chunk_size=JSONL_BATCH * 2)
     batch: list[bytes] = []
-    async for row in queryset.aiterator(chunk_size=JSONL_BATCH * 2):
+    async for row in rows:
         batch.append(dumps(row))
         if len(batch) >= JSONL_BATCH:
             yield b"\n".join(batch) + b"\n"
@@ -140,9 +142,10 @@ async def _jsonl(queryset: QuerySet[Any]) -> AsyncIterator[bytes]:
         yield b"\n".join(batch) + b"\n"
 
 
-def jsonl_response(queryset: QuerySet[Any]) -> StreamingHttpResponse:
-    """Stream every row of a values() queryset as JSON Lines; memory stays flat (server-side chunks)."""
-    return StreamingHttpResponse(_jsonl(queryset), content_type="application/jsonl")
+def jsonl_response(rows: QuerySet[Any] | AsyncIterator[dict[str, Any]]) -> StreamingHttpResponse:
+    """Stream every row of a values() queryset (or of an async iterator such as `config.bulk.aiter_sql`) as
+    JSON Lines; memory stays flat (server-side chunks)."""
+    return StreamingHttpResponse(_jsonl(rows), content_type="application/jsonl")
 
 
 def jsonl_lines(rows: list[dict[str, Any]]) -> HttpResponse:

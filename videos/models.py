@@ -197,9 +197,11 @@ class DetectionEvent(models.Model):
     test_session = models.ForeignKey(
         TestSession, on_delete=models.CASCADE, related_name="detections", db_index=False, db_constraint=False
     )
-    # Denormalised from the session so a video's detections are one index range in timestamp order.
+    # Denormalised from the session: the counter triggers (analytics) group a COPY's rows by it without a
+    # join. Not indexed (a video's detections are read per session, selectors.video_detection_parts), so
+    # a video's deletion reaches them through its sessions, by det_session_ts_idx.
     video = models.ForeignKey(
-        Video, on_delete=models.CASCADE, related_name="detections", db_index=False, db_constraint=False
+        Video, on_delete=models.DO_NOTHING, related_name="detections", db_index=False, db_constraint=False
     )
     frame = models.PositiveIntegerField()
     timestamp_ms = models.PositiveIntegerField()
@@ -213,7 +215,6 @@ class DetectionEvent(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["test_session", "timestamp_ms", "id"], name="det_session_ts_idx"),
-            models.Index(fields=["video", "timestamp_ms", "id"], name="det_video_ts_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,14 +1,16 @@
 """Video-side reads: every access check funnels through a `<entity>_get_for_user` gate (foreign → 404)."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db.models import Count, Exists, F, QuerySet
 from django.http import HttpRequest
 
 from config import adb
+from config.bulk import aiter_sql
 from config.errors import NotFound
-from config.pagination import LARGE_PAGE, apaginate
+from config.pagination import LARGE_PAGE, apaginate, merged_paginate, merged_sql
 from videos.models import DetectionEvent, GroundTruthBox, Project, TestSession, Video
 from videos.storage import media_signer
 
@@ -325,6 +327,31 @@ def session_to_dict(session: TestSession) -> dict[str, Any]:
     }
 
 
-def detection_list(**filters: Any) -> QuerySet[DetectionEvent]:
-    """Detections with their scores as plain rows (`values`), filtered by test_session_id or video_id."""
-    return DetectionEvent.objects.filter(**filters).values(*DETECTION_FIELDS, **DETECTION_RESULT_FIELDS)
+def detection_list(*, session_id: int) -> QuerySet[DetectionEvent]:
+    """A session's detections with their scores as plain rows (`values`)."""
+    return DetectionEvent.objects.filter(test_session_id=session_id).values(
+        *DETECTION_FIELDS, **DETECTION_RESULT_FIELDS
+    )
+
+
+def video_detection_parts(*, video_id: int) -> list[QuerySet[DetectionEvent]]:
+    """A video's detections as one `detection_list` per session (each an index range of
+    det_session_ts_idx), for `config.pagination.merged_sql` to merge in DETECTION_ORDERING. A separate
+    (video, timestamp) index would serve this as one range, but it cost ingest about a quarter of its COPY
+    time (a WAL record per row per index, bench/bench_sessions.py)."""
+    sessions = TestSession.objects.filter(video_id=video_id).order_by("pk").values_list("pk", flat=True)
+    return [detection_list(session_id=pk) for pk in sessions]
+
+
+def video_detection_page(request: HttpRequest, *, video_id: int) -> dict[str, Any]:
+    """Sync: a cursor page of a video's detections, every session's in one merged statement."""
+    return merged_paginate(request, video_detection_parts(video_id=video_id), DETECTION_ORDERING, spec=LARGE_PAGE)
+
+
+async def video_detection_rows(*, video_id: int) -> AsyncIterator[dict[str, Any]]:
+    """Every detection of a video in DETECTION_ORDERING, streamed through a server-side cursor."""
+    parts = await sync_to_async(video_detection_parts)(video_id=video_id)
+    if parts:
+        ordered = [part.order_by(*DETECTION_ORDERING) for part in parts]
+        async for row in aiter_sql(*merged_sql(ordered, DETECTION_ORDERING)):
+            yield row

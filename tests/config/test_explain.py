@@ -76,6 +76,16 @@ def _pages(queryset, ordering, spec: PageSpec = DEFAULT_PAGE, **query: str) -> l
     return [plan_page(r, queryset, ordering, spec).queryset.query.sql_with_params() for r in (first, second)]
 
 
+def _video_detection_pages(video_id: int) -> list[str]:
+    """The SQL of a video's first detections page and of the page after its first row (merged sessions)."""
+    factory = RequestFactory()
+    with CaptureQueriesContext(connection) as queries:
+        next_url = selectors.video_detection_page(factory.get("/", {"page_size": "1"}), video_id=video_id)["next"]
+        cursor = parse_qs(urlparse(next_url).query)["cursor"][0]
+        selectors.video_detection_page(factory.get("/", {"page_size": "1", "cursor": cursor}), video_id=video_id)
+    return [q["sql"] for q in queries.captured_queries if "merged" in q["sql"]]
+
+
 def _captured(run) -> list[str]:
     """SQL a selector or service executed (with its parameters inlined by the driver)."""
     with CaptureQueriesContext(connection) as queries:
@@ -149,11 +159,9 @@ def _hot_queries(w: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
         selectors.ground_truth_list(video_id=video.pk), selectors.GROUND_TRUTH_ORDERING, LARGE_PAGE
     )
     queries["detections per session"] = _pages(
-        selectors.detection_list(test_session_id=w["session"].pk), selectors.DETECTION_ORDERING, LARGE_PAGE
+        selectors.detection_list(session_id=w["session"].pk), selectors.DETECTION_ORDERING, LARGE_PAGE
     )
-    queries["detections per video"] = _pages(
-        selectors.detection_list(video_id=video.pk), selectors.DETECTION_ORDERING, LARGE_PAGE
-    )
+    queries["detections per video"] = [(sql, ()) for sql in _video_detection_pages(video.pk)]
     queries["test sessions list"] = _pages(selectors.session_list(video_id=video.pk), selectors.SESSION_ORDERING)
     for name, ordering in account_selectors.USER_ORDERINGS.items():
         for filters in (
@@ -204,6 +212,23 @@ def test_the_check_catches_a_query_no_index_serves(world):
     """The detector itself: a filter on an unindexed column must be reported."""
     sql, params = Video.objects.filter(codec="h264").query.sql_with_params()
     assert _seq_scans(sql, params) == ["videos_video"]
+
+
+def test_a_videos_detections_merge_the_session_index_ranges(world):
+    """No (video, timestamp) index: each session's range of det_session_ts_idx is read in order and merged
+    (Merge Append), with nothing sorted, on the first page and after a cursor."""
+    pages = _video_detection_pages(world["video"].pk)
+    assert len(pages) == 2
+    for sql in pages:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+            (document,) = cursor.fetchone()
+        nodes = list(_nodes(document[0]["Plan"]))
+        kinds = [node["Node Type"] for node in nodes]
+        assert "Merge Append" in kinds and "Sort" not in kinds, kinds
+        scans = [n["Index Name"] for n in nodes if n.get("Relation Name") == "videos_detectionevent"]
+        assert scans == ["det_session_ts_idx"] * 2  # the fixture's two sessions
 
 
 def _index_names(sql: str, params: Any = ()) -> set[str]:

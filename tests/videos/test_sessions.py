@@ -212,6 +212,56 @@ def test_detections_stream_and_pages_return_every_row_once(owner_api, video):
         assert [orjson.loads(line)["id"] for line in lines] == ids
 
 
+def _walk(owner_api, url: str, link: str) -> list[int]:
+    seen = []
+    while url:
+        page = owner_api.get(url).json()
+        seen += [d["id"] for d in (page["results"] if link == "next" else reversed(page["results"]))]
+        url = page[link]
+    return seen
+
+
+def _jsonl_ids(response) -> list[int]:
+    async def collect() -> bytes:
+        return b"".join([c async for c in response.streaming_content])
+
+    return [orjson.loads(line)["id"] for line in async_to_sync(collect)().splitlines()]
+
+
+def test_a_videos_detections_merge_its_sessions_in_timestamp_order(owner_api, video, django_assert_num_queries):
+    """Each session is read in its own index order and the sessions merged: interleaved timestamps, ties
+    on the timestamp across sessions (broken by id), an empty session; pages forwards, then backwards from
+    the last page by `previous`, and the stream, each give every row once in (timestamp_ms, id) order."""
+    sessions = [_session(owner_api, video) for _ in range(4)]
+    for k, session in enumerate(sessions[:3]):
+        rows = [det((i * 3 + k) % 10, "car", 0.5, 1, 1) for i in range(17 + k)]
+        assert (
+            owner_api.post(f"/api/v1/test-sessions/{session['id']}/detections", rows, format="json").status_code == 201
+        )
+    ids = list(DetectionEvent.objects.order_by("timestamp_ms", "id").values_list("id", flat=True))
+    base = f"/api/v1/videos/{video.pk}/detections"
+    assert _walk(owner_api, f"{base}?page_size=7", "next") == ids
+    last = owner_api.get(f"{base}?page_size=7")
+    while last.json()["next"]:
+        last = owner_api.get(last.json()["next"])
+    tail = [d["id"] for d in reversed(last.json()["results"])]
+    assert tail + _walk(owner_api, last.json()["previous"], "previous") == ids[::-1]
+    assert _jsonl_ids(owner_api.get(f"{base}?format=jsonl")) == ids
+    # The access check, the video's sessions, the merged page: 3 statements at any page size.
+    for size in (5, 5000):
+        with django_assert_num_queries(3):
+            assert owner_api.get(f"{base}?page_size={size}").status_code == 200
+
+
+def test_a_video_without_sessions_has_no_detections(owner_api, video):
+    assert owner_api.get(f"/api/v1/videos/{video.pk}/detections").json() == {
+        "results": [],
+        "next": None,
+        "previous": None,
+    }
+    assert _jsonl_ids(owner_api.get(f"/api/v1/videos/{video.pk}/detections?format=jsonl")) == []
+
+
 def test_detection_pages_cost_fixed_queries(owner_api, video, django_assert_num_queries):
     session = _session(owner_api, video)
     owner_api.post(f"/api/v1/test-sessions/{session['id']}/detections", [det(1, "car", 0.5, 1, 1)] * 30, format="json")
