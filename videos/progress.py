@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import os
+import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -52,16 +54,44 @@ def remember_receiver_loop() -> None:
         _receiver_loop = asyncio.get_running_loop()
 
 
-def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
+# Publishers off the event loop (workers, the embedded worker thread) send through one long-lived loop per
+# process. `async_to_sync` would start a new loop per call, and channels-redis opens a new connection per
+# loop: about 5 ms per message, ~10 % of scoring 100 000 detections (bench/bench_sessions.py).
+_publisher: tuple[int, asyncio.AbstractEventLoop] | None = None
+_publisher_lock = threading.Lock()
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None or _publisher[0] != os.getpid():  # none yet, or inherited by a forked child
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="progress-publisher", daemon=True).start()
+            _publisher = (os.getpid(), loop)
+        return _publisher[1]
+
+
+async def _send_all(layer: Any, groups: list[str], message: dict[str, Any]) -> None:
+    await asyncio.gather(*(layer.group_send(group, message) for group in groups))
+
+
+def _group_send(layer: Any, groups: list[str], message: dict[str, Any]) -> None:
     """Best effort: a channel-layer outage must not fail the job that reports progress (clients re-snapshot)."""
-    loop = _receiver_loop
+    receivers = _receiver_loop
+    in_memory = isinstance(layer, InMemoryChannelLayer)
+    loop = receivers if in_memory and receivers is not None and receivers.is_running() else None
     try:
-        if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=5)
-        else:
-            async_to_sync(layer.group_send)(group, message)
+        if in_memory and loop is None:
+            async_to_sync(_send_all)(layer, groups, message)
+            return
+        future = asyncio.run_coroutine_threadsafe(_send_all(layer, groups, message), loop or _publisher_loop())
+        try:
+            future.result(timeout=5)
+        except TimeoutError:
+            future.cancel()
+            raise
     except (RedisError, OSError, TimeoutError):
-        logger.warning("channel layer unavailable: progress message dropped", extra={"group": group})
+        logger.warning("channel layer unavailable: progress message dropped", extra={"groups": groups})
 
 
 def publish_video(video_id: int) -> None:
@@ -72,8 +102,7 @@ def publish_video(video_id: int) -> None:
     if state is None or layer is None:
         return
     message = {"type": "video.progress", "payload": {"type": "progress", **state}}
-    _group_send(layer, video_group(video_id), message)
-    _group_send(layer, project_group(state["project_id"]), message)
+    _group_send(layer, [video_group(video_id), project_group(state["project_id"])], message)
 
 
 async def wait_for_change(video: Video, *, wait_s: float) -> dict[str, Any]:
@@ -124,5 +153,4 @@ def publish_session(*, video_id: int, project_id: int, session_id: int, status: 
         "at": timezone.now().isoformat(),
     }
     message = {"type": "video.progress", "payload": payload}
-    _group_send(layer, video_group(video_id), message)
-    _group_send(layer, project_group(project_id), message)
+    _group_send(layer, [video_group(video_id), project_group(project_id)], message)

@@ -1,13 +1,19 @@
 """WebSocket progress: auth and access close codes, snapshot, live progress through the real channel layer."""
 
+import asyncio
+import threading
+
 import pytest
+import redis
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 
 from config.asgi import application
 from tests.conftest import tokens_for
 from tests.factories import UserFactory
-from videos import consumers
+from videos import consumers, progress
 from videos.models import Project, Video
 from videos.progress import publish_video
 
@@ -171,3 +177,30 @@ async def test_scoring_progress_reaches_the_video_socket(setup_video):
         ("session", session.pk, "completed", 100),
     ]
     await socket.disconnect()
+
+
+@pytest.mark.skipif(
+    "channels_redis" not in settings.CHANNEL_LAYERS["default"]["BACKEND"], reason="the Redis layer (CI) only"
+)
+async def test_publishers_reuse_one_loop_and_its_redis_connections():
+    """Sync publishers (workers) send through one long-lived loop: `async_to_sync` started a loop, and so a
+    Redis connection, per message. 20 messages to two groups arrive in order over at most a couple of new
+    connections (40 before)."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(progress.video_group(1), channel)
+    server = redis.Redis.from_url(settings.REDIS_URL)
+    before = server.info("stats")["total_connections_received"]
+
+    def publish() -> None:  # as a worker does: a plain thread, no event loop of its own
+        for i in range(20):
+            progress.publish_session(video_id=1, project_id=2, session_id=3, status="scoring", progress=i)
+
+    worker = threading.Thread(target=publish)
+    worker.start()
+    await asyncio.to_thread(worker.join)
+    opened = server.info("stats")["total_connections_received"] - before
+    received = [(await layer.receive(channel))["payload"]["progress"] for _ in range(20)]
+    await layer.group_discard(progress.video_group(1), channel)
+    assert received == list(range(20))
+    assert opened <= 3, opened
