@@ -151,6 +151,22 @@ def fetch_grouped_arrays(
     return [row[0] for row in groups], codes, {c: np.concatenate([part[c] for part in parts]) for c in columns}
 
 
+def concat_grouped(
+    *parts: tuple[list[Any], np.ndarray, dict[str, np.ndarray]],
+) -> tuple[list[Any], np.ndarray, dict[str, np.ndarray]]:
+    """`fetch_grouped_arrays` results of disjoint querysets as one: values in first-seen order, codes
+    renumbered to index that list, columns concatenated in the parts' order."""
+    lookup: dict[Any, int] = {}
+    codes: list[np.ndarray] = []
+    columns: dict[str, list[np.ndarray]] = {}
+    for part_keys, part_codes, arrays in parts:
+        remap = np.array([lookup.setdefault(k, len(lookup)) for k in part_keys], dtype=np.int64)
+        codes.append(remap[part_codes] if part_keys else part_codes)
+        for name, values in arrays.items():
+            columns.setdefault(name, []).append(values)
+    return list(lookup), np.concatenate(codes), {name: np.concatenate(values) for name, values in columns.items()}
+
+
 def _aggregate_rows(queryset: QuerySet[Any], columns: Sequence[str], group_by: str | None) -> list[tuple[Any, ...]]:
     """Each column of `queryset` aggregated into an array, for all rows, or per value of `group_by` (then first
     in each returned row; no row when the queryset is empty)."""

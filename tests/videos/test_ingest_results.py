@@ -12,7 +12,7 @@ from config.bulk import bulk_insert_arrays, fetch_arrays, fetch_grouped_arrays
 from config.errors import ValidationFailed
 from tests.videos.test_sessions import DETECTIONS, det, video  # noqa: F401 - the `video` fixture
 from videos import detections, processing, scoring
-from videos.models import DetectionEvent, DetectionResult, GroundTruthBox, ProcessingJob, TestSession
+from videos.models import DetectionEvent, DetectionResult, GroundTruthBox, ProcessingJob, TestSession, Video
 
 pytestmark = pytest.mark.django_db
 FRAME = {"width": 100, "height": 100, "frame_count": 10}
@@ -331,3 +331,67 @@ def test_scoring_stores_what_matching_the_label_strings_gives(owner_api, video):
         totals.f1,
         totals.mean_iou,
     )
+
+
+def _first_seen_ranks(codes: np.ndarray) -> np.ndarray:
+    """Codes renumbered by first appearance: equal for two labellings that group the rows alike."""
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[inverse]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the two-connection load runs on PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_a_scoring_outside_a_transaction_loads_its_detections_in_two_halves_as_in_one(video):  # noqa: F811
+    """Workers load a session's detections in two halves at once (split at the video's middle, the later half
+    on a second connection). Labels only one half has, or only the detections have, are coded consistently:
+    the arrays equal those of the one-piece load a transaction falls back to."""
+    Video.objects.filter(pk=video.pk).update(duration_s=1.0)  # 10 frames at 10 fps: the split is at 500 ms
+    video.refresh_from_db()
+    session = TestSession.objects.create(video=video, model_name="m", status=TestSession.Status.SCORING)
+    labels = ["car", "person", "both"]  # and, in one half each, "only early" and "only late"
+    DetectionEvent.objects.bulk_create(
+        DetectionEvent(
+            test_session=session,
+            video=video,
+            frame=i % 10,
+            timestamp_ms=(i % 10) * 100,
+            label=("only early" if i % 10 < 5 else "only late") if i % 4 == 0 else labels[i % 3],
+            confidence=(i % 7) / 7,
+            x=i % 50,
+            y=i % 30,
+            w=5,
+            h=5,
+        )
+        for i in range(400)
+    )
+    assert processing._load_split_ms(video) == 500
+    gt, det = processing._load_scoring_inputs(session, video)
+    with transaction.atomic():
+        assert processing._load_split_ms(video) is None
+        gt_one, det_one = processing._load_scoring_inputs(session, video)
+    for name in ("id", "frame", "x", "y", "w", "h", "label"):
+        assert np.array_equal(gt[name], gt_one[name]), name
+    for name in ("id", "frame", "confidence", "x", "y", "w", "h"):
+        assert np.array_equal(det[name], det_one[name]), name
+    ground_truth_labels = det_one["label"] < 2  # "car" and "person": codes the ground truth fixes
+    assert np.array_equal(det["label"][ground_truth_labels], det_one["label"][ground_truth_labels])
+    assert np.array_equal(_first_seen_ranks(det["label"]), _first_seen_ranks(det_one["label"]))
+    assert det["id"].size == 400 and len(set(det["label"].tolist())) == 5
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="synchronous_commit is a PostgreSQL setting")
+@pytest.mark.django_db(transaction=True)
+def test_only_the_scoring_transaction_commits_without_waiting_for_the_disk(owner_api, video):  # noqa: F811
+    session = owner_api.post(f"/api/v1/videos/{video.pk}/test-sessions", {"model_name": "m"}, format="json").json()
+    owner_api.post(f"/api/v1/test-sessions/{session['id']}/detections", DETECTIONS, format="json")
+    owner_api.post(f"/api/v1/test-sessions/{session['id']}/complete")
+    with CaptureQueriesContext(connection) as queries:
+        processing.score_session_job(job_id=ProcessingJob.objects.get(test_session_id=session["id"]).pk)
+    statements = [q["sql"] for q in queries.captured_queries]
+    relaxed = statements.index("SET LOCAL synchronous_commit = off")
+    completed = next(i for i, s in enumerate(statements) if s.startswith('UPDATE "videos_testsession"'))
+    assert statements[relaxed - 1] == "BEGIN" and relaxed < completed  # the write transaction's first statement
+    assert TestSession.objects.get(pk=session["id"]).status == "completed"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)  # local to that transaction
