@@ -522,14 +522,16 @@ def seed_stream_session(video: Any, rows: list[dict[str, Any]], total: int) -> t
     return session.pk, time.perf_counter() - started
 
 
-def stream(client: Any, session_id: int) -> dict[str, Any]:
-    """GET ?format=jsonl, discarding chunks; lines, bytes, seconds; first and last line checked as JSON."""
+def stream(client: Any, session_id: int, video_id: int | None = None) -> dict[str, Any]:
+    """GET ?format=jsonl of a session's detections (or, given `video_id`, the video's, every session merged),
+    discarding chunks; lines, bytes, seconds; first and last line checked as JSON."""
     lines = size = 0
     first = b""
     tail = b""
     started = time.perf_counter()
     # identity: the raw bytes are counted and parsed (httpx would otherwise ask for a compressed stream)
-    url, identity = f"/api/v1/test-sessions/{session_id}/detections", {"Accept-Encoding": "identity"}
+    url = f"/api/v1/videos/{video_id}/detections" if video_id else f"/api/v1/test-sessions/{session_id}/detections"
+    identity = {"Accept-Encoding": "identity"}
     with client.stream("GET", url, params={"format": "jsonl"}, headers=identity) as r:
         assert r.status_code == 200, r.read()[:500]
         assert r.headers["content-type"].startswith("application/jsonl"), r.headers
@@ -543,7 +545,8 @@ def stream(client: Any, session_id: int) -> dict[str, Any]:
     last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
     for line in (first, last):
         row = orjson.loads(line)
-        assert row["test_session_id"] == session_id and {"frame", "timestamp_ms", "label", "x"} <= row.keys(), row
+        assert video_id or row["test_session_id"] == session_id, row
+        assert {"frame", "timestamp_ms", "label", "x"} <= row.keys(), row
     return {"lines": lines, "bytes": size, "seconds": seconds}
 
 
@@ -562,7 +565,14 @@ def bench_stream(
         time.sleep(0.5)
         with RssSampler(server.proc.pid) as rss:
             got = stream(fresh, session_id)
+        time.sleep(0.5)
+        with RssSampler(server.proc.pid) as video_rss:
+            whole = stream(fresh, session_id, video_id=video.pk)
     assert got["lines"] == total, f"{got['lines']} lines, expected {total}"
+    from videos.models import DetectionEvent
+
+    expected = DetectionEvent.objects.filter(test_session__video_id=video.pk).count()
+    assert whole["lines"] == expected, f"{whole['lines']} lines of the video, expected {expected}"
     summary = rss.summary()
     out = {
         "rows": total,
@@ -572,11 +582,22 @@ def bench_stream(
         "mb_per_s": round(got["bytes"] / 2**20 / got["seconds"], 1),
         "body_mb": round(got["bytes"] / 2**20, 1),
         **{f"server_{k}": v for k, v in summary.items()},
+        "video": {  # GET /videos/{id}/detections?format=jsonl: every session of the video, merged in order
+            "rows": whole["lines"],
+            "seconds": round(whole["seconds"], 3),
+            "rows_per_s": round(whole["lines"] / whole["seconds"]),
+            **{f"server_{k}": v for k, v in video_rss.summary().items()},
+        },
     }
     print(
         f"   {total:,} lines in {out['seconds']:.2f} s: {out['rows_per_s']:,} rows/s, {out['mb_per_s']} MB/s; "
         f"server RSS baseline {out['server_baseline_mb']} MB, peak growth +{out['server_peak_growth_mb']} MB "
         f"(sampled +{out['server_sampled_peak_growth_mb']} MB, {out['server_samples']} samples)",
+        flush=True,
+    )
+    print(
+        f"   whole video: {whole['lines']:,} lines in {whole['seconds']:.2f} s, server peak growth "
+        f"+{out['video']['server_peak_growth_mb']} MB",
         flush=True,
     )
     return out
@@ -686,6 +707,7 @@ def main() -> None:
             "ingest": ingest["rows_per_s_json"] >= GOAL_INGEST,
             "scoring": scoring_result["rows_per_s"] >= GOAL_SCORING,
             "stream_rss": streaming["server_peak_growth_mb"] < GOAL_STREAM_GROWTH_MB,
+            "stream_video_rss": streaming["video"]["server_peak_growth_mb"] < GOAL_STREAM_GROWTH_MB,
         },
         "ground_truth_boxes": int(gt["frame"].size),
         "frames": N_FRAMES,
@@ -731,6 +753,12 @@ def main() -> None:
         ),
         ("stream JSONL: server peak RSS growth MB", f"{streaming['server_peak_growth_mb']}", "< 50", "stream_rss"),
         ("stream JSONL: rows/s", f"{streaming['rows_per_s']:,}", "", None),
+        (
+            f"stream a video's JSONL ({streaming['video']['rows']:,} rows): peak RSS MB",
+            f"{streaming['video']['server_peak_growth_mb']}",
+            "< 50",
+            "stream_video_rss",
+        ),
     ]
     print(f"\n{'measure':<44} {'figure':>20} {'goal':>11}  verdict")
     for label, figure, goal, key in table:
