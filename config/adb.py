@@ -93,7 +93,7 @@ class Shape:
         return [self.model.from_db(ALIAS, self.columns, r) for r in raw]
 
 
-def _dict_maker(columns: Sequence[str]) -> Callable[[list[tuple[Any, ...]]], list[dict[str, Any]]]:
+def dict_maker(columns: Sequence[str]) -> Callable[[list[tuple[Any, ...]]], list[dict[str, Any]]]:
     """`lambda raw: [{"id": v0, "frame": v1, ...} for v0, v1, ... in raw]` for these columns: a dict display over
     unpacked rows builds a 1000-row page in a third of the time `dict(zip(columns, row, strict=True))` takes."""
     names = [f"v{i}" for i in range(len(columns))]
@@ -132,7 +132,7 @@ def _compile(build: Build, values: Mapping[str, Any]) -> Shape:
     if queryset._iterable_class is ValuesIterable:
         query = queryset.query
         columns = (*query.extra_select, *query.values_select, *query.annotation_select)
-        return Shape(sql, recipe, None, tuple(columns), compiler, converters, _dict_maker(columns))
+        return Shape(sql, recipe, None, tuple(columns), compiler, converters, dict_maker(columns))
     raise TypeError("Fast reads return model instances or values() dicts.")
 
 

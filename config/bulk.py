@@ -9,6 +9,8 @@ from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 
+from config.adb import dict_maker
+
 BATCH_SIZE = 2000
 # PostgreSQL binary formats of the fixed-width column types NumPy can read or write directly.
 _FIXED = {"smallint": ">i2", "integer": ">i4", "bigint": ">i8", "real": ">f4", "double precision": ">f8"}
@@ -96,9 +98,9 @@ async def aiter_sql(sql: str, params: Sequence[Any], chunk_size: int = 2000) -> 
 def _sql_chunks(sql: str, params: Sequence[Any], chunk_size: int) -> Iterator[list[dict[str, Any]]]:
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
-        names = [column[0] for column in cursor.description]
+        make_dicts = dict_maker([column[0] for column in cursor.description])
         while rows := cursor.fetchmany(chunk_size):
-            yield [dict(zip(names, row, strict=True)) for row in rows]
+            yield make_dicts(rows)
 
 
 def _encode_text(values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
