@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 
-from config.adb import dict_maker
+from config.pagination import dict_maker
 
 BATCH_SIZE = 2000
 # PostgreSQL binary formats of the fixed-width column types NumPy can read or write directly.

@@ -285,7 +285,10 @@ _loaders: dict[int, ThreadPoolExecutor] = {}
 
 
 def _loader() -> ThreadPoolExecutor:
-    return _loaders.setdefault(os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring-load"))
+    pid = os.getpid()  # a forked child makes its own
+    if pid not in _loaders:
+        _loaders[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring-load")
+    return _loaders[pid]
 
 
 def _load_split_ms(video: Video) -> int | None:
